@@ -1,0 +1,2 @@
+export { XdrReader, XdrError, splitU64 } from './reader.js';
+export { XdrWriter } from './writer.js';
