@@ -1,0 +1,300 @@
+// RpcClient: one TCP connection carrying many calls at once, matched to
+// replies by XID. After the server restarts, the client reconnects and sends
+// again every call still waiting (same XID, so the server's duplicate
+// request cache can recognise it). Calls fail with a typed RpcError.
+
+import net from 'node:net';
+import { EventEmitter } from 'node:events';
+import { randomInt } from 'node:crypto';
+import { XdrReader, XdrWriter, XdrError } from '../xdr/index.js';
+import { RecordDecoder, RecordTooLargeError } from './record.js';
+import { AUTH_NONE, AcceptStat, type AuthSys, decodeReplyHeader, encodeAuthSys, encodeCallHeader, type OpaqueAuth } from './message.js';
+import {
+  acceptError,
+  RpcAuthError,
+  RpcConnectionError,
+  RpcError,
+  RpcMismatchError,
+  RpcProtocolError,
+  RpcTimeoutError,
+} from './errors.js';
+import { type Logger, silentLogger } from '../log.js';
+
+export interface RpcClientOptions {
+  host: string;
+  port: number;
+  /** Default program and version for `call`. */
+  prog: number;
+  vers: number;
+  /** AUTH_SYS credential, or an opaque_auth (default AUTH_NONE). */
+  cred?: AuthSys | OpaqueAuth;
+  /** Per-call limit in ms; 0 waits forever (an NFS "hard" mount). Default 60 s. */
+  timeoutMs?: number;
+  /** Reconnect and resend after the connection drops (default true). */
+  reconnect?: boolean;
+  /** Largest reply record accepted (default 4 MiB). */
+  maxRecord?: number;
+  /** Bind a source port below 1024 (needs root), for `secure` exports. */
+  reservedPort?: boolean;
+  logger?: Logger;
+}
+
+export interface CallOptions {
+  prog?: number;
+  vers?: number;
+  timeoutMs?: number;
+}
+
+interface Pending {
+  xid: number;
+  prog: number;
+  proc: number;
+  request: Buffer[];
+  sent: boolean;
+  timer?: NodeJS.Timeout;
+  resolve: (r: XdrReader) => void;
+  reject: (e: Error) => void;
+}
+
+export class RpcClient extends EventEmitter {
+  private socket: net.Socket | undefined;
+  private connecting: Promise<void> | undefined;
+  private decoder: RecordDecoder;
+  private readonly pending = new Map<number, Pending>();
+  private xid = randomInt(0, 0x7fffffff);
+  private everConnected = false;
+  private closed = false;
+  private reconnectDelay = 0;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private reservedTries = 0;
+  private readonly cred: OpaqueAuth;
+  private readonly log: Logger;
+  readonly maxRecord: number;
+  /** Calls sent again after a reconnect. */
+  retransmits = 0;
+
+  constructor(readonly opts: RpcClientOptions) {
+    super();
+    this.maxRecord = opts.maxRecord ?? 4 * 1024 * 1024;
+    this.decoder = new RecordDecoder(this.maxRecord);
+    const c = opts.cred;
+    this.cred = !c ? AUTH_NONE : 'flavor' in c ? c : encodeAuthSys(c);
+    this.log = opts.logger ?? silentLogger;
+  }
+
+  get inflight(): number {
+    return this.pending.size;
+  }
+
+  /** Connect now (calls connect lazily otherwise); rejects if the server is unreachable. */
+  connect(): Promise<void> {
+    if (this.socket && !this.connecting) return Promise.resolve();
+    return this.ensureConnection();
+  }
+
+  /**
+   * Call a procedure. `encode` writes the arguments; `decode` reads the
+   * results of a SUCCESS reply (a decode error becomes RpcProtocolError).
+   */
+  async call<T>(proc: number, encode: ((w: XdrWriter) => void) | undefined, decode: (r: XdrReader) => T, opts: CallOptions = {}): Promise<T> {
+    if (this.closed) throw new RpcConnectionError('client is closed');
+    const prog = opts.prog ?? this.opts.prog;
+    const vers = opts.vers ?? this.opts.vers;
+    const xid = this.nextXid();
+    const w = new XdrWriter(256);
+    w.uint(0); // record mark, patched below
+    encodeCallHeader(w, xid, prog, vers, proc, this.cred);
+    encode?.(w);
+    const request = w.chunksList();
+    request[0]!.writeUInt32BE((0x8000_0000 | (w.length - 4)) >>> 0, 0);
+
+    const reader = await new Promise<XdrReader>((resolve, reject) => {
+      const p: Pending = { xid, prog, proc, request, sent: false, resolve, reject };
+      const timeoutMs = opts.timeoutMs ?? this.opts.timeoutMs ?? 60_000;
+      if (timeoutMs > 0) {
+        p.timer = setTimeout(() => {
+          this.pending.delete(xid);
+          reject(new RpcTimeoutError(timeoutMs));
+        }, timeoutMs);
+      }
+      this.pending.set(xid, p);
+      this.socket?.ref();
+      if (this.socket && !this.connecting) this.transmit(p);
+      else this.ensureConnection().catch(() => undefined);
+    });
+    try {
+      return decode(reader);
+    } catch (err) {
+      if (err instanceof XdrError) throw new RpcProtocolError(`malformed reply to procedure ${proc}: ${err.message}`);
+      throw err;
+    }
+  }
+
+  /** Close the connection; calls still waiting fail. */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.reconnectTimer);
+    this.failAll(new RpcConnectionError('client closed'));
+    this.socket?.destroy();
+    this.socket = undefined;
+  }
+
+  private nextXid(): number {
+    this.xid = (this.xid + 1) >>> 0;
+    return this.xid;
+  }
+
+  private transmit(p: Pending): void {
+    const s = this.socket!;
+    p.sent = true;
+    if (p.request.length === 1) s.write(p.request[0]!);
+    else {
+      s.cork();
+      for (const c of p.request) s.write(c);
+      s.uncork();
+    }
+  }
+
+  private ensureConnection(): Promise<void> {
+    if (this.connecting) return this.connecting;
+    this.connecting = new Promise<void>((resolve, reject) => {
+      const socket = new net.Socket();
+      const onError = (err: NodeJS.ErrnoException): void => {
+        socket.destroy();
+        this.connecting = undefined;
+        if (err.code === 'EADDRINUSE' && this.opts.reservedPort && ++this.reservedTries < 400) {
+          // That reserved port is taken: try the next one.
+          this.ensureConnection().then(resolve, reject);
+          return;
+        }
+        reject(err);
+        this.onConnectFailed(err);
+      };
+      socket.once('error', onError);
+      const connectOpts: net.TcpSocketConnectOpts = { host: this.opts.host, port: this.opts.port, noDelay: true };
+      if (this.opts.reservedPort) connectOpts.localPort = pickReservedPort();
+      socket.connect(connectOpts, () => {
+        socket.off('error', onError);
+        this.reservedTries = 0;
+        this.attach(socket);
+        this.connecting = undefined;
+        resolve();
+      });
+    });
+    return this.connecting;
+  }
+
+  private attach(socket: net.Socket): void {
+    const reconnected = this.everConnected;
+    this.socket = socket;
+    this.everConnected = true;
+    this.reconnectDelay = 0;
+    this.decoder = new RecordDecoder(this.maxRecord);
+    socket.setNoDelay(true);
+    socket.on('data', (d: Buffer) => this.onData(socket, d));
+    socket.on('error', (err) => this.log.debug({ err }, 'rpc connection error'));
+    socket.on('close', () => this.onClose(socket));
+    for (const p of this.pending.values()) {
+      if (p.sent) continue;
+      if (reconnected) this.retransmits++;
+      this.transmit(p);
+    }
+    if (this.pending.size === 0) socket.unref();
+    this.emit(reconnected ? 'reconnect' : 'connect');
+  }
+
+  private onConnectFailed(err: Error): void {
+    // Before the first connection a failure is final: the address is wrong or
+    // the server is down, and the caller should hear it at once.
+    if (!this.everConnected || this.opts.reconnect === false || this.closed) {
+      this.failAll(new RpcConnectionError(`cannot connect to ${this.opts.host}:${this.opts.port}: ${err.message}`, err));
+      return;
+    }
+    this.scheduleReconnect();
+  }
+
+  private onClose(socket: net.Socket): void {
+    if (this.socket !== socket) return;
+    this.socket = undefined;
+    if (this.closed) return;
+    this.emit('disconnect');
+    if (this.opts.reconnect === false) {
+      this.failAll(new RpcConnectionError('connection closed by server'));
+      return;
+    }
+    for (const p of this.pending.values()) p.sent = false;
+    if (this.pending.size > 0) this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.reconnectTimer || this.closed) return;
+    this.reconnectDelay = Math.min(Math.max(this.reconnectDelay * 2, 50), 2000);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (this.pending.size > 0 && !this.socket) this.ensureConnection().catch(() => undefined);
+    }, this.reconnectDelay);
+  }
+
+  private onData(socket: net.Socket, data: Buffer): void {
+    let records: Buffer[];
+    try {
+      records = this.decoder.push(data);
+    } catch (err) {
+      if (err instanceof RecordTooLargeError) {
+        // The stream cannot be trusted: fail what is waiting rather than retry forever.
+        this.failAll(new RpcProtocolError(`reply too large: ${err.message}`));
+        socket.destroy();
+        return;
+      }
+      throw err;
+    }
+    for (const rec of records) this.onReply(rec);
+    if (this.pending.size === 0) socket.unref();
+  }
+
+  private onReply(rec: Buffer): void {
+    const r = new XdrReader(rec);
+    let head;
+    try {
+      head = decodeReplyHeader(r);
+    } catch (err) {
+      const xid = rec.length >= 4 ? rec.readUInt32BE(0) : -1;
+      const p = this.pending.get(xid);
+      if (p) this.settle(p, new RpcProtocolError(`malformed reply header: ${(err as Error).message}`));
+      else this.log.debug('ignoring a malformed record');
+      return;
+    }
+    const p = this.pending.get(head.xid);
+    if (!p) {
+      this.log.debug({ xid: head.xid }, 'reply for no waiting call');
+      return;
+    }
+    if (head.kind === 'rpc_mismatch') this.settle(p, new RpcMismatchError(head.low, head.high));
+    else if (head.kind === 'auth_error') this.settle(p, new RpcAuthError(head.stat));
+    else if (head.stat !== AcceptStat.SUCCESS) this.settle(p, acceptError(head.stat, p.prog, p.proc, head.mismatch));
+    else this.settle(p, r);
+  }
+
+  private settle(p: Pending, result: XdrReader | RpcError): void {
+    this.pending.delete(p.xid);
+    clearTimeout(p.timer);
+    if (result instanceof XdrReader) p.resolve(result);
+    else p.reject(result);
+  }
+
+  private failAll(err: Error): void {
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+    this.pending.clear();
+  }
+}
+
+let nextReserved = 1023;
+/** Source ports below 1024, tried from the top as BSD's bindresvport does. */
+function pickReservedPort(): number {
+  const p = nextReserved;
+  nextReserved = nextReserved <= 600 ? 1023 : nextReserved - 1;
+  return p;
+}
