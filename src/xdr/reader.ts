@@ -82,7 +82,7 @@ export class XdrReader {
 
   /** Fixed-length opaque: a view of `n` bytes, padding skipped. */
   opaqueFixed(n: number): Buffer {
-    const padded = (n + 3) & ~3;
+    const padded = pad4(n);
     this.need(padded, `opaque[${n}]`);
     const v = this.buf.subarray(this.offset, this.offset + n);
     this.offset += padded;
@@ -125,7 +125,7 @@ export class XdrReader {
 
   /** Skip `n` bytes (padded to 4). */
   skip(n: number): void {
-    const padded = (n + 3) & ~3;
+    const padded = pad4(n);
     this.need(padded, 'skip');
     this.offset += padded;
   }
@@ -134,6 +134,11 @@ export class XdrReader {
   done(): void {
     if (this.offset !== this.end) throw new XdrError(`${this.end - this.offset} trailing bytes`);
   }
+}
+
+/** `n` rounded up to a multiple of 4, in plain arithmetic: lengths may exceed 2^31. */
+function pad4(n: number): number {
+  return n + ((4 - (n % 4)) % 4);
 }
 
 /** Split an unsigned 64-bit value into 32-bit halves (for writers). */
