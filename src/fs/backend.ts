@@ -3,6 +3,8 @@
 // node ids (small buffers it makes itself); the server signs them into file
 // handles. Backends: `local` (a real directory) and `memory` (embedding, tests).
 
+import type { FileHandle } from 'node:fs/promises';
+
 /** Object types, numbered as NFSv3's ftype3 so the server maps them 1:1. */
 export enum FileType {
   REG = 1,
@@ -74,7 +76,10 @@ export interface DirEntry {
   name: string;
   fileid: bigint;
   cookie: bigint;
-  /** Filled by readdir when `plus` is asked. */
+  /**
+   * Filled by readdir when `plus` is asked, except for entries the backend
+   * will not descend into (a mount point of another file system).
+   */
   node?: Buffer;
   attrs?: Attrs;
 }
@@ -92,6 +97,16 @@ export interface FsStat {
   tfiles: bigint;
   ffiles: bigint;
   afiles: bigint;
+}
+
+/** What FSINFO reports beyond transfer sizes (those are the server's). */
+export interface FsInfo {
+  maxFileSize: bigint;
+  timeDelta: Time; // granularity of settable times
+  linkSupport: boolean;
+  symlinkSupport: boolean;
+  homogeneous: boolean; // PATHCONF answers hold for every object
+  canSetTime: boolean;
 }
 
 export interface PathConf {
@@ -112,7 +127,8 @@ export interface Wcc {
 /**
  * A backend error carries a POSIX errno code (`ENOENT`, `ENOSPC`, ...) or one
  * of NFS's own conditions (`ESTALE`, `EBADHANDLE`, `EBADCOOKIE`, `ENOTSUPP`,
- * `ENOTSYNC`, `EJUKEBOX`); the server maps codes to nfsstat3 in one place.
+ * `ENOTSYNC`, `EJUKEBOX`, `EBADTYPE`, `ETOOSMALL`); the server maps codes to
+ * nfsstat3 in one place.
  */
 export class FsError extends Error {
   override name = 'FsError';
@@ -133,7 +149,9 @@ export interface Backend {
   /** Returns the subset of `mask` (Access bits) the caller is granted. */
   access(cred: Cred, node: Buffer, mask: number): Promise<{ granted: number; attrs: Attrs }>;
   readlink(cred: Cred, node: Buffer): Promise<{ target: string; attrs: Attrs }>;
+  /** `data` holds exactly the bytes read; `eof` when offset + length reaches the size. */
   read(cred: Cred, node: Buffer, offset: bigint, count: number): Promise<{ data: Buffer; eof: boolean; attrs: Attrs }>;
+  /** `count` may be short of data.length (the tail was not written); `committed` is at least `stable`. */
   write(cred: Cred, node: Buffer, offset: bigint, data: Buffer, stable: StableHow): Promise<{ count: number; committed: StableHow; wcc: Wcc }>;
   create(cred: Cred, dir: Buffer, name: string, how: CreateHow): Promise<{ node: Buffer; attrs: Attrs; dirWcc: Wcc }>;
   mkdir(cred: Cred, dir: Buffer, name: string, attrs: SetAttrs): Promise<{ node: Buffer; attrs: Attrs; dirWcc: Wcc }>;
@@ -145,15 +163,26 @@ export interface Backend {
   rename(cred: Cred, fromDir: Buffer, fromName: string, toDir: Buffer, toName: string): Promise<{ fromWcc: Wcc; toWcc: Wcc }>;
   link(cred: Cred, node: Buffer, dir: Buffer, name: string): Promise<{ attrs: Attrs; dirWcc: Wcc }>;
   /**
-   * Entries after `cookie` (0 = from the start), at most about `maxBytes` of
-   * reply. Cookies are unique per entry and stay valid while the directory
-   * changes; a cookie never issued gives EBADCOOKIE.
+   * Entries after `cookie` (0 = from the start; `.` and `..` come first),
+   * fitting a reply of `maxBytes` (READDIR's count, READDIRPLUS's maxcount)
+   * by RFC 1813's encoding. Cookies are unique per entry and stay valid while
+   * the directory changes, so the server may drop trailing entries (to honour
+   * READDIRPLUS's dircount) and the client resumes after the last one kept.
+   * A cookie never issued gives EBADCOOKIE; a `maxBytes` too small for one
+   * entry gives ETOOSMALL.
    */
   readdir(cred: Cred, dir: Buffer, cookie: bigint, maxBytes: number, plus: boolean): Promise<ReadDirResult & { dirAttrs: Attrs }>;
   fsstat(node: Buffer): Promise<FsStat & { attrs: Attrs }>;
+  fsinfo(node: Buffer): Promise<FsInfo & { attrs: Attrs }>;
   pathconf(node: Buffer): Promise<PathConf & { attrs: Attrs }>;
   /** Make data durable (fsync) before returning. */
   commit(node: Buffer, offset: bigint, count: number): Promise<Wcc>;
+  /**
+   * A new open file description on a regular file, after the same permission
+   * checks as read/write (for LOCALIO grants). Only backends over real files
+   * have it.
+   */
+  open?(cred: Cred, node: Buffer, write: boolean): Promise<FileHandle>;
   /** Release cached file descriptors and indexes. */
   close(): Promise<void>;
 }

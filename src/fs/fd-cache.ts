@@ -1,0 +1,100 @@
+// Open file descriptors kept per inode for READ/WRITE/COMMIT, so a stream of
+// small IOs does not pay open+close each time. Bounded LRU; a descriptor in
+// use is closed only when its last user releases it.
+
+import type { FileHandle } from 'node:fs/promises';
+
+export interface OpenFile {
+  readonly fh: FileHandle;
+  readonly writable: boolean;
+  /** The node id it was opened for (an inode's id changes on reuse). */
+  readonly nodeKey: string;
+}
+
+const RETRY_READ_ONLY = new Set(['EACCES', 'EPERM', 'EROFS', 'ETXTBSY']);
+
+interface Slot extends OpenFile {
+  refs: number;
+  retired: boolean;
+}
+
+export class FdCache {
+  private readonly slots = new Map<bigint, Slot>();
+
+  constructor(private readonly max: number) {}
+
+  /**
+   * A descriptor for `ino` opened for `nodeKey` (writable if asked), from
+   * the cache or from `open`. Pair every acquire with release.
+   */
+  async acquire(
+    ino: bigint,
+    nodeKey: string,
+    writable: boolean,
+    open: (writable: boolean) => Promise<FileHandle>,
+  ): Promise<OpenFile> {
+    const hit = this.slots.get(ino);
+    if (hit && hit.nodeKey === nodeKey && (hit.writable || !writable)) {
+      this.slots.delete(ino);
+      this.slots.set(ino, hit);
+      hit.refs++;
+      return hit;
+    }
+    const wantWrite = writable || (hit?.writable ?? false);
+    let fh: FileHandle;
+    let w = true;
+    try {
+      fh = await open(true);
+    } catch (err) {
+      if (wantWrite || !RETRY_READ_ONLY.has((err as { code?: string }).code ?? '')) throw err;
+      fh = await open(false); // read-only file system or no write access for the server
+      w = false;
+    }
+    const slot: Slot = { fh, writable: w, nodeKey, refs: 1, retired: false };
+    const raced = this.slots.get(ino);
+    if (raced) this.retire(ino, raced);
+    this.slots.set(ino, slot);
+    this.trim();
+    return slot;
+  }
+
+  release(f: OpenFile): void {
+    const slot = f as Slot;
+    slot.refs--;
+    if (slot.retired && slot.refs === 0) void slot.fh.close().catch(() => undefined);
+  }
+
+  /** Forget an inode's descriptor (removed, or found stale). */
+  invalidate(ino: bigint): void {
+    const slot = this.slots.get(ino);
+    if (slot) this.retire(ino, slot);
+  }
+
+  /** The cached descriptor, if any, without opening one. Pair with release. */
+  acquireCached(ino: bigint, nodeKey: string): OpenFile | undefined {
+    const slot = this.slots.get(ino);
+    if (!slot || slot.nodeKey !== nodeKey) return undefined;
+    slot.refs++;
+    return slot;
+  }
+
+  async closeAll(): Promise<void> {
+    const idle = [...this.slots].filter(([, slot]) => slot.refs === 0).map(([, slot]) => slot.fh);
+    for (const [ino, slot] of [...this.slots]) this.retire(ino, slot);
+    await Promise.all(idle.map((fh) => fh.close().catch(() => undefined)));
+  }
+
+  private trim(): void {
+    for (const [ino, slot] of this.slots) {
+      if (this.slots.size <= this.max) break;
+      this.retire(ino, slot);
+    }
+  }
+
+  private retire(ino: bigint, slot: Slot): void {
+    if (this.slots.get(ino) === slot) this.slots.delete(ino);
+    if (slot.retired) return;
+    slot.retired = true;
+    if (slot.refs === 0) void slot.fh.close().catch(() => undefined);
+  }
+}
