@@ -23,7 +23,7 @@ export function serveCommand(program: Command): void {
   program
     .command('serve')
     .description('serve DIR (default ./export) over NFSv3, with MOUNT and a portmapper')
-    .argument('[dir]', 'directory to export (created if missing)', 'export')
+    .argument('[dir]', 'directory to export (created if missing; default ./export)')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <n>', `NFS port (default ${d.nfs})`, parsePort)
     .option('--mount-port <n>', `MOUNT port (default ${d.mount})`, parsePort)
@@ -33,10 +33,11 @@ export function serveCommand(program: Command): void {
     .option('--metrics <host:port>', 'serve Prometheus metrics on this address')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
     .option('--no-localio', 'do not offer LOCALIO to co-located clients')
-    .action(async (dir: string, flags: ServeFlags) => {
+    .action(async (dir: string | undefined, flags: ServeFlags) => {
+      if (dir !== undefined && flags.exports !== undefined) throw new Error('give DIR or --exports, not both');
       const logger = createLogger(flags.logLevel);
       const running = await startServer({
-        dir,
+        dir: flags.exports !== undefined ? undefined : (dir ?? 'export'),
         host: flags.host,
         nfsPort: flags.port,
         mountPort: flags.mountPort,

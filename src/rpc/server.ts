@@ -339,17 +339,19 @@ export class RpcServer {
         this.log.error({ err, prog: header.prog, proc: def.name }, 'procedure failed');
       }
     }
-    const sent = this.reply(conn,
-      (w) => {
+    let sent: Buffer[];
+    try {
+      sent = this.reply(conn, (w) => {
         encodeAcceptedReply(w, xid, stat);
         if (stat === AcceptStat.SUCCESS && encoder) encoder(w);
-      },
-      start,
-      ctx,
-      stat,
-      def.name,
-    );
-    if (cache) cache.end(ctx, stat === AcceptStat.SUCCESS ? Buffer.concat(sent) : undefined);
+      }, start, ctx, stat, def.name);
+    } catch (err) {
+      // The results would not encode: a server bug, answered as such.
+      this.log.error({ err, prog: header.prog, proc: def.name }, 'results failed to encode');
+      stat = AcceptStat.SYSTEM_ERR;
+      sent = this.reply(conn, (w) => encodeAcceptedReply(w, xid, AcceptStat.SYSTEM_ERR), start, ctx, stat, def.name);
+    }
+    cache?.end(ctx, stat === AcceptStat.SUCCESS ? Buffer.concat(sent) : undefined);
   }
 
   private authenticate(header: CallHeader, pv: ProgramVersion | undefined): AuthSys | undefined {

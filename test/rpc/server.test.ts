@@ -32,6 +32,7 @@ function procs(): Map<number, ProcedureDef> {
       },
     ],
     [3, { name: 'FAIL', handler: () => { throw new Error('boom'); } }],
+    [6, { name: 'BAD_RESULTS', handler: () => (w) => { w.uint(-1); } }],
     [4, { name: 'REFUSE', handler: () => { throw new RpcAcceptError(AcceptStat.PROC_UNAVAIL); } }],
     [5, { name: 'WHOAMI', handler: (_r, ctx) => { lastCred = ctx.authSys; return (w) => w.uint(ctx.authSys?.uid ?? 0xffffffff); } }],
   ]);
@@ -69,6 +70,7 @@ test('every accept_stat is produced where RFC 5531 says', async () => {
     [{ xid: 4, prog: PROG, vers: 2, proc: 1, args: u32(100) }, { xid: 4, kind: 'accepted', stat: AcceptStat.GARBAGE_ARGS }],
     [{ xid: 5, prog: PROG, vers: 2, proc: 3 }, { xid: 5, kind: 'accepted', stat: AcceptStat.SYSTEM_ERR }],
     [{ xid: 6, prog: PROG, vers: 2, proc: 4 }, { xid: 6, kind: 'accepted', stat: AcceptStat.PROC_UNAVAIL }],
+    [{ xid: 9, prog: PROG, vers: 2, proc: 6 }, { xid: 9, kind: 'accepted', stat: AcceptStat.SYSTEM_ERR }],
     [{ xid: 7, rpcvers: 3, prog: PROG, vers: 2, proc: 0 }, { xid: 7, kind: 'rpc_mismatch', low: 2, high: 2 }],
     [{ xid: 8, prog: PROG, vers: 2, proc: 0, credFlavor: AuthFlavor.DH, credBody: Buffer.alloc(8) }, { xid: 8, kind: 'auth_error', stat: AuthStat.AUTH_REJECTEDCRED }],
   ];
