@@ -4,7 +4,6 @@
 
 import { XdrError } from './reader.js';
 
-const ZERO_PAD = Buffer.alloc(4);
 /** Opaques at least this large are referenced, not copied. */
 const REF_THRESHOLD = 1024;
 
@@ -112,7 +111,9 @@ export class XdrWriter {
       this.flushCur();
       this.chunks.push(Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, n));
       this.bytesBefore += n;
-      if (pad) this.raw(ZERO_PAD.subarray(0, pad));
+      this.ensure(pad);
+      this.cur.fill(0, this.pos, this.pos + pad);
+      this.pos += pad;
       return this;
     }
     this.ensure(n + pad);

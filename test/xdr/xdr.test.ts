@@ -47,6 +47,20 @@ test('large opaques are referenced by the writer, not copied', () => {
   assert.equal(w.length, 4 + 4 + big.length + 4);
 });
 
+test('large opaques of every length mod 4 are padded to exactly a multiple of 4', () => {
+  for (const n of [1024, 1025, 1026, 1027, 4097]) {
+    const data = Buffer.alloc(n, 7);
+    const w = new XdrWriter();
+    w.opaque(data).uint(0xabcdef01);
+    const buf = w.toBuffer();
+    assert.equal(buf.length, 4 + n + ((4 - (n % 4)) % 4) + 4, `length ${n}`);
+    const r = new XdrReader(buf);
+    assert.deepEqual(r.opaque(n), data);
+    assert.equal(r.uint(), 0xabcdef01);
+    r.done();
+  }
+});
+
 test('lengths are checked against the bound and the data before allocating', () => {
   const huge = Buffer.from([0xff, 0xff, 0xff, 0xf0]);
   assert.throws(() => new XdrReader(huge).opaque(1024), XdrError);
