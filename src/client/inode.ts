@@ -1,0 +1,132 @@
+// Per-file state shared by every open handle of one file: the write-back
+// cache, the read cache (chunks of rsize bytes, filled by reads and by
+// read-ahead), and the "data stamp" (mtime and size) the cached data was
+// read under. Attributes showing another stamp drop the read cache, except
+// when they are explained by our own WRITE (its pre-op attributes match the
+// stamp), as the Linux client does with weak cache consistency data.
+
+import type { fattr3, nfs_fh3, wcc_attr } from '../proto/nfs3.gen.js';
+import type { WriteBack } from './writeback.js';
+
+export interface ChunkData {
+  data: Buffer;
+  /** The server said this chunk reaches the end of the file. */
+  eof: boolean;
+}
+
+interface Chunk {
+  promise: Promise<ChunkData>;
+}
+
+export function dataStamp(a: fattr3 | wcc_attr): string {
+  return `${a.mtime.seconds}.${a.mtime.nseconds}:${a.size}`;
+}
+
+/** Read chunks of one file, least recently used dropped first. */
+export class ReadCache {
+  private readonly chunks = new Map<number, Chunk>();
+  /** Chunks that ended at the server's end of file (they are wrong once the file grows). */
+  private readonly short = new Set<number>();
+
+  constructor(readonly chunkSize: number, private readonly maxChunks: number) {}
+
+  get size(): number {
+    return this.chunks.size;
+  }
+
+  has(idx: number): boolean {
+    return this.chunks.has(idx);
+  }
+
+  /**
+   * The chunk `idx`: cached (hit) or fetched now (miss). A failed fetch is
+   * not kept.
+   */
+  get(idx: number, fetch: () => Promise<ChunkData>): { promise: Promise<ChunkData>; hit: boolean } {
+    const c = this.chunks.get(idx);
+    if (c) {
+      this.chunks.delete(idx); // re-insert: most recently used last
+      this.chunks.set(idx, c);
+      return { promise: c.promise, hit: true };
+    }
+    const chunk: Chunk = { promise: fetch() };
+    chunk.promise.then(
+      (c) => {
+        if (c.data.length < this.chunkSize && this.chunks.get(idx) === chunk) this.short.add(idx);
+      },
+      () => {
+        if (this.chunks.get(idx) === chunk) this.chunks.delete(idx);
+      },
+    );
+    this.chunks.set(idx, chunk);
+    while (this.chunks.size > this.maxChunks) this.chunks.delete(this.chunks.keys().next().value as number);
+    return { promise: chunk.promise, hit: false };
+  }
+
+  /** Drop the chunks that overlap [lo, hi) (our own write changed them). */
+  dropRange(lo: number, hi: number): void {
+    if (this.chunks.size === 0 || hi <= lo) return;
+    const first = Math.floor(lo / this.chunkSize);
+    const last = Math.floor((hi - 1) / this.chunkSize);
+    if (last - first < this.chunks.size) {
+      for (let i = first; i <= last; i++) this.chunks.delete(i);
+    } else {
+      for (const i of [...this.chunks.keys()]) if (i >= first && i <= last) this.chunks.delete(i);
+    }
+    for (const i of this.short) if (!this.chunks.has(i)) this.short.delete(i);
+  }
+
+  /** Drop one chunk (a sequential reader is done with it). */
+  drop(idx: number): void {
+    this.chunks.delete(idx);
+    this.short.delete(idx);
+  }
+
+  /** Drop the chunks that ended at the end of file (our WRITE may have made the file longer). */
+  dropShort(): void {
+    for (const i of this.short) this.chunks.delete(i);
+    this.short.clear();
+  }
+
+  clear(): void {
+    this.chunks.clear();
+    this.short.clear();
+  }
+}
+
+export class Inode {
+  /** Open handles. */
+  opens = 0;
+  wb: WriteBack | undefined;
+  readonly readCache: ReadCache;
+  /** mtime and size the cached data belongs to. */
+  private stamp: string | undefined;
+  /** Read cache drops caused by a change seen in the attributes. */
+  invalidations = 0;
+
+  constructor(readonly key: string, readonly fh: nfs_fh3, chunkSize: number, maxChunks: number) {
+    this.readCache = new ReadCache(chunkSize, maxChunks);
+  }
+
+  /** Attributes fresh from the server. */
+  noteAttrs(a: fattr3): void {
+    const s = dataStamp(a);
+    if (this.stamp !== undefined && s !== this.stamp) {
+      this.readCache.clear();
+      this.invalidations++;
+    }
+    this.stamp = s;
+  }
+
+  /** Attributes around one of our own WRITEs or COMMITs: a change we made does not drop the cache. */
+  noteOwnChange(before: wcc_attr | undefined, after: fattr3 | undefined): void {
+    if (!after) return;
+    if (before && this.stamp === dataStamp(before)) this.stamp = dataStamp(after);
+    else this.noteAttrs(after);
+  }
+
+  /** True when nothing needs this inode kept: no open handle, no cached data, no IO. */
+  get idle(): boolean {
+    return this.opens === 0 && (!this.wb || (!this.wb.hasData && !this.wb.busy));
+  }
+}
