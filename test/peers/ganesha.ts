@@ -22,7 +22,7 @@ import { type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, realpath, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { freePorts, isListening, waitForPort } from './ports.js';
 import { forgetTempPath, isRunning, removeOnExit, spawnTracked, stopChild } from './proc.js';
 import { firstReason, missing, notRoot, which } from './tools.js';
@@ -199,6 +199,55 @@ function logExcerpt(log: string): string {
   return lines.slice(-8).join('\n');
 }
 
+
+// ---- one ganesha at a time on this host ----
+//
+// Every ganesha registers NFS and MOUNT with the one portmapper on port 111,
+// and rpcbind refuses a second registration of the same program: two
+// instances started at once (test files run in parallel) make one fail with
+// "Cannot register NFS V3 on TCP". A lock directory, owned by a pid and
+// taken over when that process is gone, serialises them across processes.
+
+const LOCK_DIR = join(tmpdir(), 'tsnfs-ganesha.lock');
+let lockTaken = false;
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Taken at the first start and kept until this process exits, so that a
+ * test that stops ganesha and starts it again (a restart test) cannot lose
+ * its registrations to another process in between.
+ */
+async function acquireHostLock(timeoutMs = 15 * 60_000): Promise<void> {
+  if (lockTaken) return;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await mkdir(LOCK_DIR);
+      await writeFile(join(LOCK_DIR, 'pid'), String(process.pid));
+      lockTaken = true;
+      process.once('exit', () => rmSync(LOCK_DIR, { recursive: true, force: true }));
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const owner = Number(await readFile(join(LOCK_DIR, 'pid'), 'utf8').catch(() => ''));
+    if (owner && !pidAlive(owner)) {
+      await rm(LOCK_DIR, { recursive: true, force: true });
+      continue;
+    }
+    if (Date.now() > deadline) throw new Error(`another process (pid ${owner || '?'}) has held ${LOCK_DIR} for ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, owner ? 200 : 50));
+  }
+}
+
 // ---- start/stop ----
 
 async function removeNow(dir: string): Promise<void> {
@@ -209,6 +258,7 @@ async function removeNow(dir: string): Promise<void> {
 export async function startGanesha(opts: GaneshaOptions): Promise<Ganesha> {
   const reason = missingGanesha();
   if (reason) throw new Error(reason);
+  await acquireHostLock();
   const exportPath = await realpath(opts.exportDir);
   const dir = await mkdtemp(join(tmpdir(), 'tsnfs-ganesha-'));
   if (!opts.keepFiles) removeOnExit(dir);
