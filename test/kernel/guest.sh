@@ -358,7 +358,9 @@ do_umount() {
 
 # Messages by which the kernel reports a server it had to work around, or a
 # client bug the server triggered (the console shows only errors: "quiet").
-SUSPICIOUS='readdir loop|fileid changed|not responding|server .* error|nfs.*(invalid|bad|corrupt|unexpected|giant|overflow|too (big|large|long))|rpc.*(bad|garbage|invalid)|BUG:|Oops|WARNING:|general protection|Call Trace|kernel panic'
+# "Oops:" with its colon: a bare "oops" matches the boot-time warning about
+# loops_per_jiffy that a busy host provokes.
+SUSPICIOUS='readdir loop|fileid changed|not responding|server .* error|nfs.*(invalid|bad|corrupt|unexpected|giant|overflow|too (big|large|long))|rpc.*(bad|garbage|invalid)|BUG:|Oops:|WARNING:|general protection|Call Trace|kernel panic'
 
 do_kernel_log() {
 	dmesg >/tmp/dmesg
