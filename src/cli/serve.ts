@@ -16,6 +16,7 @@ export interface ServeFlags {
   logLevel: string;
   exports?: string;
   localio: boolean;
+  localioRegistry?: string;
 }
 
 export function serveCommand(program: Command): void {
@@ -33,6 +34,7 @@ export function serveCommand(program: Command): void {
     .option('--metrics <host:port>', 'serve Prometheus metrics on this address')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
     .option('--no-localio', 'do not offer LOCALIO to co-located clients')
+    .option('--localio-registry <dir>', 'LOCALIO registry directory shared with co-located clients (default: $TSNFS_LOCALIO_REGISTRY, /run/tsnfs/localio as root)')
     .action(async (dir: string | undefined, flags: ServeFlags) => {
       if (dir !== undefined && flags.exports !== undefined) throw new Error('give DIR or --exports, not both');
       const logger = createLogger(flags.logLevel);
@@ -46,6 +48,7 @@ export function serveCommand(program: Command): void {
         exportsFile: flags.exports,
         metrics: flags.metrics,
         localio: flags.localio,
+        localioRegistry: flags.localioRegistry,
         logger,
       });
       printHowToReach(running);

@@ -58,6 +58,19 @@ import { FileType, NfsDirent, NfsStats, statFsOf, type NfsStatFs } from './stat.
 import { NfsReadStream, NfsWriteStream, type ReadStreamOptions, type WriteStreamOptions } from './streams.js';
 import { RpcTransport, type DataTransport } from './transport.js';
 import { newWritebackCounters, WriteBack, type WritebackCounters, type WritebackHost } from './writeback.js';
+import type { LocalioClientStats } from '../localio/client.js';
+
+/** What the client needs of LOCALIO (src/localio: LocalioClient), attached by connect(). */
+export interface LocalioAttachment {
+  /** The transport for a file while the server is local; undefined: RPC. */
+  transportFor(fh: nfs_fh3): DataTransport | undefined;
+  /** True once the server is known local (waits at most `timeoutMs` for a probe under way). */
+  ready(timeoutMs: number): Promise<boolean>;
+  /** The client dropped the file (no open handle, nothing cached). */
+  fileReleased(fh: nfs_fh3): void;
+  stats(): LocalioClientStats;
+  close(): void;
+}
 
 /** Tuning of a client (all optional; see connect()). */
 export interface ClientTuning extends AttrTimeouts {
@@ -125,6 +138,8 @@ export interface ClientStats {
     throttled: number;
     throttledMs: number;
   };
+  /** LOCALIO: probes, grants, operations and bytes that bypassed RPC, fallbacks (clients made by connect()). */
+  localio?: LocalioClientStats;
 }
 
 export interface MkdirOptions {
@@ -227,7 +242,9 @@ export class NfsClient implements FileHost, WritebackHost {
   private readonly maxChunks: number;
   private readonly umask: number;
   private transportSelector: (fh: nfs_fh3) => DataTransport;
-  private readonly rpcTransport: DataTransport;
+  /** @internal */
+  readonly rpcTransport: DataTransport;
+  private lio: LocalioAttachment | undefined;
   private readonly unsubscribe: () => void;
   private flushing = false;
   private closing: Promise<void> | undefined;
@@ -283,6 +300,20 @@ export class NfsClient implements FileHost, WritebackHost {
   /** @internal */
   transportFor(fh: nfs_fh3): DataTransport {
     return this.transportSelector(fh);
+  }
+
+  /** @internal LOCALIO picks the transport of each file from now on (connect() attaches it). */
+  attachLocalio(l: LocalioAttachment): void {
+    this.lio = l;
+    this.useTransport((fh) => l.transportFor(fh));
+  }
+
+  /**
+   * Whether file data bypasses RPC (LOCALIO): waits at most `timeoutMs` for
+   * a probe under way (the first data operation waits up to 1 s by itself).
+   */
+  localioReady(timeoutMs = 1000): Promise<boolean> {
+    return this.lio ? this.lio.ready(timeoutMs) : Promise.resolve(false);
   }
 
   // ---- attribute and lookup caches ----
@@ -461,6 +492,7 @@ export class NfsClient implements FileHost, WritebackHost {
     if (inode.idle && this.inodes.get(inode.key) === inode) {
       inode.wb?.dispose();
       this.inodes.delete(inode.key);
+      this.lio?.fileReleased(inode.fh);
     }
   }
 
@@ -592,8 +624,38 @@ export class NfsClient implements FileHost, WritebackHost {
     }
   }
 
+  /** Fill the bytes of [pos, pos+len) that our own unwritten data covers or extends (after `done` from the server). */
+  private overlayOwn(inode: Inode, pos: number, len: number, done: number, buf: Buffer, off: number): number {
+    const wb = inode.wb;
+    if (!wb?.hasData) return done;
+    // Our own data not yet written back may lengthen the file and overrides what the server sent.
+    const localEnd = Math.min(pos + len, wb.cachedEnd);
+    if (localEnd > pos + done) {
+      buf.fill(0, off + done, off + (localEnd - pos));
+      done = localEnd - pos;
+    }
+    wb.overlay(pos, done, buf, off);
+    return done;
+  }
+
   /** @internal */
   async readInto(inode: Inode, ra: ReadAheadState, pos: number, len: number, buf: Buffer, off: number): Promise<number> {
+    const t = this.transportFor(inode.fh);
+    if (t.readDirect) {
+      // Straight into the caller's buffer (LOCALIO), no read cache.
+      let fellBack = false;
+      const n = await this.consistentRead(inode, pos, len, async () => {
+        const got = await t.readDirect!(inode.fh, buf, off, len, pos);
+        if (got === undefined) {
+          fellBack = true;
+          return 0;
+        }
+        this.io.reads++;
+        this.io.bytesRead += got;
+        return this.overlayOwn(inode, pos, len, got, buf, off);
+      });
+      if (!fellBack) return n;
+    }
     const attrs = await this.getattr(inode.fh); // may find a change and drop the read cache
     if (attrs.type === NF3DIR) throw new NfsStatusError(nfsstat3.NFS3ERR_ISDIR, 'READ');
     this.readAhead(inode, ra, pos, len, Number(attrs.size));
@@ -611,17 +673,7 @@ export class NfsClient implements FileHost, WritebackHost {
         done += n;
         if (c.data.length < this.rsize) break; // the end of the server's data
       }
-      const wb = inode.wb;
-      if (wb?.hasData) {
-        // Our own data not yet written back may lengthen the file and overrides what the server sent.
-        const localEnd = Math.min(pos + len, wb.cachedEnd);
-        if (localEnd > pos + done) {
-          buf.fill(0, off + done, off + (localEnd - pos));
-          done = localEnd - pos;
-        }
-        wb.overlay(pos, done, buf, off);
-      }
-      return done;
+      return this.overlayOwn(inode, pos, len, done, buf, off);
     });
   }
 
@@ -1180,6 +1232,7 @@ export class NfsClient implements FileHost, WritebackHost {
         throttled: a.throttled,
         throttledMs: a.throttledMs,
       },
+      localio: this.lio?.stats(),
     };
   }
 
@@ -1203,6 +1256,7 @@ export class NfsClient implements FileHost, WritebackHost {
         }),
       );
       this.unsubscribe();
+      this.lio?.close();
       // UMNT is advisory (servers keep no state that matters for NFSv3): do not wait long for it.
       await this.mount.call('UMNT', this.exportPath, { timeoutMs: 1000 }).catch(() => undefined);
       this.parts.nfsRpc.close();

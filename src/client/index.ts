@@ -11,9 +11,11 @@ import { codeError, NfsStatusError, toNfsError } from './errors.js';
 import { ProgramClient } from './program.js';
 import { parseNfsUrl, type NfsUrl } from './url.js';
 import type { RpcClient } from '../rpc/index.js';
+import { LocalioClient } from '../localio/client.js';
 
 export { NfsClient, pathComponents } from './client.js';
-export type { ClientStats, ClientTuning, MkdirOptions, ReaddirOptions, RmOptions } from './client.js';
+export type { LocalioClientStats } from '../localio/client.js';
+export type { ClientStats, ClientTuning, LocalioAttachment, MkdirOptions, ReaddirOptions, RmOptions } from './client.js';
 export { NfsFileHandle, parseOpenFlags } from './file.js';
 export type { OpenMode } from './file.js';
 export { NfsReadStream, NfsWriteStream } from './streams.js';
@@ -64,6 +66,13 @@ export interface ConnectOptions extends ClientTuning {
   timeoutMs?: number;
   /** Limit for the mount itself (portmapper, MNT, first calls), in ms (default 30 s). */
   mountTimeoutMs?: number;
+  /**
+   * LOCALIO: when the server proves it runs on this host, file data goes
+   * through its files directly (default on; `localio=0` in URLs turns it off).
+   */
+  localio?: boolean;
+  /** LOCALIO's registry directory (default: TSNFS_LOCALIO_REGISTRY, /run/tsnfs/localio as root, else under XDG_RUNTIME_DIR). */
+  localioRegistry?: string;
   logger?: Logger;
 }
 
@@ -85,6 +94,7 @@ export function optionsFromUrl(u: NfsUrl): ConnectOptions {
   if (u.acdirmin !== undefined) o.acdirmin = u.acdirmin;
   if (u.acdirmax !== undefined) o.acdirmax = u.acdirmax;
   if (u.lookupCache !== undefined) o.lookupCache = u.lookupCache;
+  if (u.localio !== undefined) o.localio = u.localio;
   return o;
 }
 
@@ -141,10 +151,15 @@ export async function connect(target: string | ConnectOptions, overrides: Partia
     }
     if (attrs.type !== 2) throw codeError('ENOTDIR', 'mount', path);
     const mountedPath = ['', ...pathComponents(mounted.exportPath), ...mounted.rest].join('/') || '/';
-    return new NfsClient(
+    const client = new NfsClient(
       { host: o.host, nfsPort, mountPort, exportPath: mounted.exportPath, path: mountedPath, root: fh, rootAttrs: attrs, fsinfo: fsinfo.resok, nfsRpc, mountRpc, nfs, mount, soft },
       o,
     );
+    // LOCALIO probes in the background: the mount does not wait for it.
+    const lio = new LocalioClient({ rpc: nfsRpc, fallback: client.rpcTransport, ids: cred, enabled: o.localio !== false, registry: o.localioRegistry, logger: o.logger });
+    client.attachLocalio(lio);
+    lio.start();
+    return client;
   } catch (err) {
     nfsRpc?.close();
     mountRpc?.close();

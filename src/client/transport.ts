@@ -15,6 +15,8 @@
 //   that committed. When they differ, the caller must send the data again.
 // - `data` buffers passed to write are not copied and must stay unchanged
 //   until the promise settles (the caller owns them).
+// - readDirect (optional) reads into the caller's buffer without the read
+//   cache; a transport without it is always read through the cache.
 
 import type { XdrWriter } from '../xdr/index.js';
 import { encodenfs_fh3, NFS_V3_TABLE, stable_how, type fattr3, type nfs_fh3, type wcc_data } from '../proto/nfs3.gen.js';
@@ -53,6 +55,13 @@ export interface DataTransport {
   write(fh: nfs_fh3, offset: number, data: readonly Buffer[], length: number, stable: StableHow): Promise<WriteResult>;
   /** Commit [offset, offset+count) (count 0: to the end of the file). */
   commit(fh: nfs_fh3, offset: number, count: number): Promise<CommitResult>;
+  /**
+   * Optional: read straight into `buf` at `off`, bypassing the client's read
+   * cache (LOCALIO: the server's page cache is the cache). Resolves with the
+   * bytes read (fewer only at the end of the file), or undefined when the
+   * file cannot be read this way now (the caller takes the cached path).
+   */
+  readDirect?(fh: nfs_fh3, buf: Buffer, off: number, len: number, pos: number): Promise<number | undefined>;
 }
 
 /** The NFSv3 program client the RPC transport and the fs-like layer use. */

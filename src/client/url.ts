@@ -7,8 +7,8 @@
 // the portmapper is never asked. The other arguments libnfs accepts are
 // recognised (most have no effect here); tsnfs adds a few of its own (soft,
 // timeo, rsize, wsize, portmapport, acregmin, acregmax, acdirmin, acdirmax,
-// actimeo, noac). An unknown argument is an error, so a typo does not pass
-// silently.
+// actimeo, noac, localio). An unknown argument is an error, so a typo does
+// not pass silently.
 
 export interface NfsUrl {
   host: string;
@@ -37,6 +37,8 @@ export interface NfsUrl {
   acdirmax?: number;
   /** `dircache=0` turns the lookup cache off. */
   lookupCache?: boolean;
+  /** `localio=0` keeps file data on RPC even when the server is on this host. */
+  localio?: boolean;
   /** Every argument as given. */
   params: Record<string, string>;
 }
@@ -149,6 +151,9 @@ export function parseNfsUrl(url: string): NfsUrl {
         break;
       case 'dircache':
         out.lookupCache = flag(key, v);
+        break;
+      case 'localio':
+        out.localio = flag(key, v);
         break;
       case 'sec':
         if (v !== 'sys') throw new TypeError(`nfs URL: sec=${v} is not supported (only AUTH_SYS)`);

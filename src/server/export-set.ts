@@ -8,6 +8,8 @@
 //                         connection's peer never changes)
 //   caller -> credential  mapCred with the options' squash rules
 //
+// (LOCALIO's grants, src/localio/server.ts, go through the same three steps.)
+//
 // A client the rules do not admit is refused with a reason, so each protocol
 // can answer in its own terms (MNT3ERR_ACCES, NFS3ERR_ACCES, NFS3ERR_PERM).
 
@@ -60,6 +62,19 @@ export class ExportSet {
     this.byIdMap.set(e.id, served);
     this.byPathMap.set(e.path, served);
     return served;
+  }
+
+  /**
+   * Stop serving an export: its handles become stale (NFS3ERR_STALE) and
+   * MNT no longer finds it. Returns what was removed.
+   */
+  remove(id: number): ServedExport | undefined {
+    const e = this.byIdMap.get(id);
+    if (!e) return undefined;
+    this.byIdMap.delete(id);
+    this.byPathMap.delete(e.path);
+    this.clearAccessCache();
+    return e;
   }
 
   get size(): number {

@@ -36,6 +36,9 @@ import { ServerStats, type MetricsServer } from './stats.js';
 import { ExportSet, type ServedExport } from './export-set.js';
 import { Mountd } from './mountd.js';
 import { Nfs3Server } from './nfs3.js';
+import { tuneGcForServing } from './gc.js';
+import { LOCALIO_PROGRAM } from '../proto/localio.gen.js';
+import { LocalioServer } from '../localio/server.js';
 
 export const version = (JSON.parse(fs.readFileSync(fileURLToPath(new URL('../../../package.json', import.meta.url)), 'utf8')) as { version: string }).version;
 
@@ -58,10 +61,19 @@ export interface ServeOptions {
   stateDir?: string;
   /** HOST:PORT for the Prometheus endpoint (/metrics). */
   metrics?: string;
+  /** LOCALIO (program 400122) for co-located clients; default on. */
   localio?: boolean;
+  /** LOCALIO's registry directory (default: TSNFS_LOCALIO_REGISTRY, /run/tsnfs/localio as root, else under XDG_RUNTIME_DIR). */
+  localioRegistry?: string;
   logger?: Logger;
   /** Duplicate request cache sizing; false turns it off. */
   drc?: DrcOptions | false;
+  /**
+   * Tune V8's heap growth for serving (default true; see gc.ts). It sets a
+   * process-wide V8 flag: an embedder that manages its own GC settings
+   * passes false.
+   */
+  tuneGc?: boolean;
 }
 
 export interface RunningServer {
@@ -78,6 +90,14 @@ export interface RunningServer {
   readonly stats: ServerStats;
   readonly drc: DuplicateRequestCache | undefined;
   readonly mountd: Mountd;
+  /** LOCALIO's server side, unless `localio: false`. */
+  readonly localio: LocalioServer | undefined;
+  /**
+   * Stop exporting a path: its handles go stale, MNT refuses it, and the
+   * LOCALIO grants of it are revoked (resolves once clients closed them).
+   * False when the path is not exported.
+   */
+  unexport(path: string): Promise<boolean>;
   /** The metrics endpoint's URL, when `metrics` was given. */
   readonly metricsUrl: string | undefined;
   /** Lines telling a user how to reach the server. */
@@ -157,6 +177,7 @@ function memoryState(): ServerState {
 
 export async function startServer(opts: ServeOptions = {}): Promise<RunningServer> {
   const log = opts.logger ?? silentLogger;
+  if (opts.tuneGc !== false) tuneGcForServing();
   const host = opts.host ?? '127.0.0.1';
   const defaults = defaultPorts();
   const plan = planExports(opts);
@@ -213,6 +234,15 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
     for (const pv of mountd.programs()) rpc.register(pv);
     rpc.register(new Nfs3Server({ exports: exportSet, writeVerifier: state.writeVerifier, logger: log, stats }).program());
     // NFSACL (100227) is deliberately not registered: clients get PROG_UNAVAIL and do without ACLs.
+    let localio: LocalioServer | undefined;
+    if (opts.localio !== false) {
+      // On the NFS connection itself; not registered with the portmapper.
+      localio = new LocalioServer({ exports: exportSet, writeVerifier: state.writeVerifier, registry: opts.localioRegistry, logger: log, stats });
+      rpc.register(localio.program());
+      localio.trackMetrics(stats.registry);
+      const lio = localio;
+      closers.push(() => lio.close());
+    }
 
     const nfsPort = await rpc.listen(opts.nfsPort ?? defaults.nfs, host);
     // MOUNT shares the NFS listener unless given a port of its own.
@@ -238,7 +268,7 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
     }
 
     const programs: { prog: number; vers: number; port: number }[] = [];
-    for (const { prog, vers } of rpc.registered()) programs.push({ prog, vers, port: prog === MOUNT_PROGRAM ? mountPort : nfsPort });
+    for (const { prog, vers } of rpc.registered()) if (prog !== LOCALIO_PROGRAM) programs.push({ prog, vers, port: prog === MOUNT_PROGRAM ? mountPort : nfsPort });
     for (const p of programs) registry.set({ prog: p.prog, vers: p.vers, prot: IPPROTO_TCP, port: p.port, owner: 'tsnfs' });
     for (const c of external) {
       const set = PMAP_VERS_TABLE.procedures[1];
@@ -256,7 +286,7 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
     if (opts.metrics !== undefined) metrics = await stats.startMetricsServer(opts.metrics);
 
     const exports = exportSet.list();
-    log.info({ host, nfsPort, mountPort, portmapPort, exports: exports.length, stateDir: state.dir || undefined, metrics: metrics?.url }, 'tsnfs serving');
+    log.info({ host, nfsPort, mountPort, portmapPort, exports: exports.length, stateDir: state.dir || undefined, metrics: metrics?.url, localioRegistry: localio?.registry }, 'tsnfs serving');
     let closing: Promise<void> | undefined;
     return {
       version,
@@ -271,6 +301,15 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
       stats,
       drc,
       mountd,
+      localio,
+      async unexport(p: string): Promise<boolean> {
+        const found = exportSet.forPath(p);
+        if (!found || found.rest.length > 0) return false;
+        exportSet.remove(found.exp.id);
+        log.info({ export: found.exp.path }, 'unexported');
+        await localio?.revokeExport(found.exp.id);
+        return true;
+      },
       metricsUrl: metrics?.url,
       describe: () => describe(host, nfsPort, mountPort, exports, metrics?.url),
       close() {

@@ -481,7 +481,8 @@ export function apiSuite(name: string, target: () => Target): void {
     });
 
     test('stats() is plain JSON with per-procedure counts', async () => {
-      const { c } = await fresh();
+      // Over RPC: a co-located server would take the data through LOCALIO.
+      const { c } = await fresh({ localio: false });
       await c.writeFile('s', 'x');
       await c.readFile('s');
       const st = c.stats();

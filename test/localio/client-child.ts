@@ -1,0 +1,148 @@
+// A tsnfs client in a process of its own, driven line by line: the LOCALIO
+// tests run it as another user (setpriv), in another network namespace
+// (ip netns exec), or without the native addon (TSNFS_NO_NATIVE=1).
+//
+// Each line on stdin is one JSON command; each answer is one JSON line on
+// stdout, {"ok": value} or {"error": {"code", "message"}}. Buffers travel
+// as {"b64": "..."}.
+//
+//   {"op":"connect","opts":{...ConnectOptions}}
+//   {"op":"call","method":"writeFile","args":["a.txt",{"b64":"aGk="}]}
+//   {"op":"open","path":"a.txt","flags":"r+"}            -> handle number
+//   {"op":"hcall","h":1,"method":"write","args":[{"b64":"..."},0,3,0]}
+//   {"op":"ready","timeoutMs":2000}                      -> true when local
+//   {"op":"stats"}                                       -> client.stats()
+//   {"op":"whoami"}                                      -> {uid, gid, pid}
+//   {"op":"fhio","name":"a.txt","kind":"read"|"write"|"commit",...}
+//        one transport call on a file of the mount's root, looked up by
+//        name: -> {transport, status (0 or the nfsstat3), count, committed}
+//   {"op":"fds"}                                         -> what this process has open
+//   {"op":"exit"}
+
+import fs from 'node:fs';
+import { createInterface } from 'node:readline';
+import { connect, NfsStatusError, type NfsClient, type NfsFileHandle } from '../../src/client/index.js';
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+function decode(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(decode);
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    if (typeof o['b64'] === 'string' && Object.keys(o).length === 1) return Buffer.from(o['b64'], 'base64');
+    return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, decode(x)]));
+  }
+  return v;
+}
+
+function encode(v: unknown): Json {
+  if (v === undefined || v === null) return null;
+  if (Buffer.isBuffer(v)) return { b64: v.toString('base64') };
+  if (v instanceof Uint8Array) return { b64: Buffer.from(v).toString('base64') };
+  if (typeof v === 'bigint') return v.toString();
+  if (Array.isArray(v)) return v.map(encode);
+  if (typeof v === 'object') {
+    const out: Record<string, Json> = {};
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) if (typeof x !== 'function') out[k] = encode(x);
+    return out;
+  }
+  if (typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean') return v;
+  return String(v);
+}
+
+let client: NfsClient | undefined;
+const handles = new Map<number, NfsFileHandle>();
+let nextHandle = 1;
+
+async function run(cmd: Record<string, unknown>): Promise<unknown> {
+  switch (cmd['op']) {
+    case 'connect':
+      client = await connect(decode(cmd['opts']) as Parameters<typeof connect>[0]);
+      return true;
+    case 'call': {
+      const fn = (client as unknown as Record<string, (...a: unknown[]) => unknown>)[cmd['method'] as string];
+      if (typeof fn !== 'function') throw new Error(`no method ${String(cmd['method'])}`);
+      return await fn.apply(client, decode(cmd['args'] ?? []) as unknown[]);
+    }
+    case 'open': {
+      const h = await client!.open(cmd['path'] as string, (cmd['flags'] as string | undefined) ?? 'r');
+      const id = nextHandle++;
+      handles.set(id, h);
+      return id;
+    }
+    case 'hcall': {
+      const h = handles.get(cmd['h'] as number);
+      if (!h) throw new Error(`no handle ${String(cmd['h'])}`);
+      const fn = (h as unknown as Record<string, (...a: unknown[]) => unknown>)[cmd['method'] as string]!;
+      const r = await fn.apply(h, decode(cmd['args'] ?? []) as unknown[]);
+      if (cmd['method'] === 'close') handles.delete(cmd['h'] as number);
+      // read/write answer { bytesRead | bytesWritten, buffer }: the buffer is what was read.
+      return r;
+    }
+    case 'ready':
+      return await client!.localioReady((cmd['timeoutMs'] as number | undefined) ?? 2000);
+    case 'stats':
+      return client!.stats();
+    case 'fhio': {
+      const c = client!;
+      const res = await c.nfs.call('LOOKUP', { what: { dir: c.root, name: cmd['name'] as string } });
+      if (res.status !== 0) return { transport: null, status: res.status };
+      const fh = { data: Buffer.from(res.resok.object.data) };
+      const t = c.transportFor(fh);
+      try {
+        if (cmd['kind'] === 'read') {
+          const r = await t.read(fh, (cmd['offset'] as number | undefined) ?? 0, (cmd['count'] as number | undefined) ?? 4096);
+          return { transport: t.kind, status: 0, count: r.data.length, data: r.data };
+        }
+        if (cmd['kind'] === 'write') {
+          const data = decode(cmd['data']) as Buffer;
+          const r = await t.write(fh, (cmd['offset'] as number | undefined) ?? 0, [data], data.length, ((cmd['stable'] as number | undefined) ?? 2) as 0 | 1 | 2);
+          return { transport: t.kind, status: 0, count: r.count, committed: r.committed };
+        }
+        await t.commit(fh, 0, 0);
+        return { transport: t.kind, status: 0 };
+      } catch (err) {
+        if (err instanceof NfsStatusError) return { transport: t.kind, status: err.status };
+        throw err;
+      }
+    }
+    case 'fds': {
+      const out: string[] = [];
+      for (const n of fs.readdirSync('/proc/self/fd')) {
+        try {
+          out.push(fs.readlinkSync(`/proc/self/fd/${n}`));
+        } catch {
+          // closed meanwhile
+        }
+      }
+      return out;
+    }
+    case 'whoami':
+      return { uid: process.getuid?.(), gid: process.getgid?.(), pid: process.pid };
+    case 'exit':
+      await client?.close().catch(() => undefined);
+      setImmediate(() => process.exit(0));
+      return true;
+    default:
+      throw new Error(`unknown op ${String(cmd['op'])}`);
+  }
+}
+
+const rl = createInterface({ input: process.stdin });
+let chain = Promise.resolve();
+rl.on('line', (line) => {
+  if (line.trim() === '') return;
+  chain = chain.then(async () => {
+    let answer: Json;
+    try {
+      answer = { ok: encode(await run(JSON.parse(line) as Record<string, unknown>)) };
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      answer = { error: { code: e.code ?? null, message: e.message ?? String(err) } };
+    }
+    process.stdout.write(JSON.stringify(answer) + '\n');
+  });
+});
+rl.on('close', () => {
+  void chain.then(() => client?.close().catch(() => undefined)).then(() => process.exit(0));
+});
