@@ -138,6 +138,12 @@ export class FsError extends Error {
 }
 
 export interface Backend {
+  /**
+   * True when write() keeps no reference to its `data` once its promise
+   * settles (it copies what it keeps): the server may then reuse the
+   * request's memory for another one. Absent: the server never does.
+   */
+  readonly copiesWriteData?: boolean;
   /** The node id of the export's root directory. */
   root(): Promise<Buffer>;
   /** Check that a node id still names a live object inside this backend (ESTALE otherwise). */
@@ -149,8 +155,13 @@ export interface Backend {
   /** Returns the subset of `mask` (Access bits) the caller is granted. */
   access(cred: Cred, node: Buffer, mask: number): Promise<{ granted: number; attrs: Attrs }>;
   readlink(cred: Cred, node: Buffer): Promise<{ target: string; attrs: Attrs }>;
-  /** `data` holds exactly the bytes read; `eof` when offset + length reaches the size. */
-  read(cred: Cred, node: Buffer, offset: bigint, count: number): Promise<{ data: Buffer; eof: boolean; attrs: Attrs }>;
+  /**
+   * `data` holds exactly the bytes read; `eof` when offset + length reaches the size.
+   * `release`, when present, gives `data`'s memory back for reuse: the caller
+   * calls it once, when nothing uses `data` any more (the reply is written),
+   * or never (the memory is then garbage collected).
+   */
+  read(cred: Cred, node: Buffer, offset: bigint, count: number): Promise<{ data: Buffer; eof: boolean; attrs: Attrs; release?: () => void }>;
   /** `count` may be short of data.length (the tail was not written); `committed` is at least `stable`. */
   write(cred: Cred, node: Buffer, offset: bigint, data: Buffer, stable: StableHow): Promise<{ count: number; committed: StableHow; wcc: Wcc }>;
   create(cred: Cred, dir: Buffer, name: string, how: CreateHow): Promise<{ node: Buffer; attrs: Attrs; dirWcc: Wcc }>;

@@ -70,6 +70,17 @@ export class FdCache {
     if (slot) this.retire(ino, slot);
   }
 
+  /**
+   * Takes in a read-write descriptor opened elsewhere (a file just created)
+   * as the cached one for `ino`; the cache closes it.
+   */
+  adopt(ino: bigint, nodeKey: string, fh: FileHandle): void {
+    const old = this.slots.get(ino);
+    if (old) this.retire(ino, old);
+    this.slots.set(ino, { fh, writable: true, nodeKey, refs: 0, retired: false });
+    this.trim();
+  }
+
   /** The cached descriptor, if any, without opening one. Pair with release. */
   acquireCached(ino: bigint, nodeKey: string): OpenFile | undefined {
     const slot = this.slots.get(ino);

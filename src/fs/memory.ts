@@ -93,6 +93,8 @@ interface MNode {
 type Created = { node: Buffer; attrs: Attrs; dirWcc: Wcc };
 
 export class MemoryBackend implements Backend {
+  /** write() copies `data` into its pages. */
+  readonly copiesWriteData = true;
   private readonly nodes = new Map<number, MNode>();
   private readonly free: { ino: number; gen: number }[] = [];
   private nextIno = 1;

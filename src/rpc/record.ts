@@ -3,6 +3,13 @@
 // marks the last fragment and whose low 31 bits give the fragment's length.
 
 const LAST_FRAGMENT = 0x8000_0000;
+/**
+ * A fragment at least this long, once this much of it has arrived, gets its
+ * own buffer and every later chunk is copied into it as it comes: chunks die
+ * young instead of waiting (and being promoted by the GC) until the whole
+ * fragment is here. A bare header allocates nothing.
+ */
+const STREAM_MIN = 64 * 1024;
 
 export class RecordTooLargeError extends Error {
   override name = 'RecordTooLargeError';
@@ -18,12 +25,18 @@ export class RecordDecoder {
   private buffered = 0;
   private fragments: Buffer[] = [];
   private recordLen = 0;
+  /** The large fragment being filled as it arrives (see STREAM_MIN). */
+  private fill: { buf: Buffer; filled: number; last: boolean } | undefined;
 
-  constructor(readonly maxRecord: number) {}
+  /**
+   * `alloc` makes the buffers that bytes spanning several chunks are copied
+   * into (Buffer.allocUnsafe by default): the server's record pool.
+   */
+  constructor(readonly maxRecord: number, private readonly alloc?: (n: number) => Buffer) {}
 
   /** Bytes held while waiting for the rest of a record. */
   get pendingBytes(): number {
-    return this.buffered + this.recordLen;
+    return this.buffered + this.recordLen + (this.fill?.filled ?? 0);
   }
 
   /**
@@ -32,9 +45,20 @@ export class RecordDecoder {
    * cannot be trusted after that and the caller closes it.
    */
   push(data: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    const fill = this.fill;
+    if (fill) {
+      const k = Math.min(data.length, fill.buf.length - fill.filled);
+      data.copy(fill.buf, fill.filled, 0, k);
+      fill.filled += k;
+      if (fill.filled < fill.buf.length) return out;
+      this.fill = undefined;
+      this.fragment(fill.buf, fill.last, out);
+      if (k === data.length) return out;
+      data = data.subarray(k);
+    }
     this.chunks.push(data);
     this.buffered += data.length;
-    const out: Buffer[] = [];
     for (;;) {
       if (this.buffered < 4) return out;
       const header = this.peekHeader();
@@ -42,19 +66,38 @@ export class RecordDecoder {
       if (this.recordLen + len > this.maxRecord) {
         throw new RecordTooLargeError(`record of at least ${this.recordLen + len} bytes exceeds limit ${this.maxRecord}`);
       }
-      if (this.buffered < 4 + len) return out;
+      if (this.buffered < 4 + len) {
+        if (len >= STREAM_MIN && this.buffered - 4 >= STREAM_MIN) this.startFill(len, (header & LAST_FRAGMENT) !== 0);
+        return out;
+      }
       this.take(4);
-      if (len > 0) {
-        this.fragments.push(this.take(len));
-        this.recordLen += len;
-      }
-      if (header & LAST_FRAGMENT) {
-        const frags = this.fragments;
-        out.push(frags.length === 1 ? frags[0]! : Buffer.concat(frags, this.recordLen));
-        this.fragments = [];
-        this.recordLen = 0;
-      }
+      this.fragment(len > 0 ? this.take(len) : undefined, (header & LAST_FRAGMENT) !== 0, out);
     }
+  }
+
+  /** A whole fragment is here (undefined: an empty one). */
+  private fragment(body: Buffer | undefined, last: boolean, out: Buffer[]): void {
+    if (body) {
+      this.fragments.push(body);
+      this.recordLen += body.length;
+    }
+    if (last) {
+      const frags = this.fragments;
+      out.push(frags.length === 1 ? frags[0]! : Buffer.concat(frags, this.recordLen));
+      this.fragments = [];
+      this.recordLen = 0;
+    }
+  }
+
+  /** Moves the buffered part of a `len`-byte fragment (all that is buffered) into its own buffer. */
+  private startFill(len: number, last: boolean): void {
+    this.take(4);
+    const buf = this.alloc ? this.alloc(len) : Buffer.allocUnsafe(len);
+    let filled = 0;
+    for (const c of this.chunks) filled += c.copy(buf, filled);
+    this.chunks = [];
+    this.buffered = 0;
+    this.fill = { buf, filled, last };
   }
 
   private peekHeader(): number {
@@ -83,7 +126,7 @@ export class RecordDecoder {
       this.chunks.shift();
       return first;
     }
-    const out = Buffer.allocUnsafe(n);
+    const out = this.alloc ? this.alloc(n) : Buffer.allocUnsafe(n);
     let off = 0;
     while (off < n) {
       const c = this.chunks[0]!;

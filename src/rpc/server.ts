@@ -6,6 +6,7 @@
 
 import net from 'node:net';
 import { XdrReader, XdrWriter, XdrError } from '../xdr/index.js';
+import { BufferPool } from '../xdr/buffer-pool.js';
 import { RecordDecoder, RecordTooLargeError } from './record.js';
 import {
   AcceptStat,
@@ -39,6 +40,19 @@ export interface CallContext {
   readonly conn: RpcConnectionInfo;
   /** The raw argument bytes (for duplicate request cache keys). */
   readonly args: Buffer;
+  /**
+   * Runs `fn` once the reply has been written to the socket, or once it is
+   * known that it never will be (closed connection, failed call): the
+   * moment buffers the results reference may be reused. Optional, for
+   * contexts made elsewhere (tests, embedders).
+   */
+  afterReply?(fn: () => void): void;
+  /**
+   * The handler keeps no reference to its arguments (nor to the record)
+   * past its reply: the record's memory may be reused once the reply is
+   * written. Optional, as afterReply.
+   */
+  recycleArgs?(): void;
 }
 
 export interface RpcConnectionInfo {
@@ -103,8 +117,69 @@ export interface RpcServerOptions {
 }
 
 const ALL_FLAVORS_DEFAULT = [AuthFlavor.NONE, AuthFlavor.SYS];
+/** Records smaller than this are not pooled (Node's own allocator does well with them). */
+const RECORD_POOL_MIN = 64 * 1024;
 
 let nextConnId = 1;
+
+/** The CallContext RpcServer makes: a class, so a call costs no closures. */
+class Call implements CallContext {
+  /** afterReply callbacks not yet handed to a socket write. */
+  pending: (() => void)[] | undefined;
+
+  constructor(
+    readonly header: CallHeader,
+    readonly xid: number,
+    readonly authSys: AuthSys | undefined,
+    readonly conn: Connection,
+    readonly args: Buffer,
+    /** Gives the record back to the record pool, when it came from there. */
+    private releaseRecord: (() => void) | undefined,
+  ) {}
+
+  get prog(): number {
+    return this.header.prog;
+  }
+
+  get vers(): number {
+    return this.header.vers;
+  }
+
+  get proc(): number {
+    return this.header.proc;
+  }
+
+  get flavor(): number {
+    return this.header.cred.flavor;
+  }
+
+  afterReply(fn: () => void): void {
+    (this.pending ??= []).push(fn);
+  }
+
+  recycleArgs(): void {
+    const release = this.releaseRecord;
+    this.releaseRecord = undefined;
+    if (release) this.afterReply(release);
+  }
+
+  /** Takes the callbacks (for the write that carries the reply). */
+  takeCallbacks(): (() => void)[] | undefined {
+    const p = this.pending;
+    this.pending = undefined;
+    return p;
+  }
+
+  /** Runs what was not handed to a write. */
+  settle(): void {
+    const p = this.takeCallbacks();
+    if (p) runAll(p);
+  }
+}
+
+function runAll(fns: (() => void)[]): void {
+  for (const fn of fns) fn();
+}
 
 class Connection implements RpcConnectionInfo {
   readonly id = nextConnId++;
@@ -118,11 +193,11 @@ class Connection implements RpcConnectionInfo {
   corked = false;
   closed = false;
 
-  constructor(readonly socket: net.Socket, maxRecord: number) {
+  constructor(readonly socket: net.Socket, maxRecord: number, alloc: (n: number) => Buffer) {
     this.remoteAddress = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
     this.localPort = socket.localPort ?? 0;
-    this.decoder = new RecordDecoder(maxRecord);
+    this.decoder = new RecordDecoder(maxRecord, alloc);
   }
 }
 
@@ -134,12 +209,29 @@ export class RpcServer {
   private readonly programs = new Map<number, Map<number, ProgramVersion>>();
   private readonly listeners: net.Server[] = [];
   private readonly conns = new Set<Connection>();
+  /**
+   * Large records that arrived in pieces are assembled in pooled buffers;
+   * one goes back to the pool when its handler says it kept nothing of it
+   * (recycleArgs), else to the garbage collector.
+   */
+  private readonly records: BufferPool;
+  private readonly recordReleases = new WeakMap<Buffer, () => void>();
+  private readonly allocRecord = (n: number): Buffer => {
+    if (n < RECORD_POOL_MIN) return Buffer.allocUnsafe(n);
+    const { buf, release } = this.records.take(n);
+    this.recordReleases.set(buf, release);
+    return buf;
+  };
 
   constructor(private readonly opts: RpcServerOptions = {}) {
     this.maxRecord = opts.maxRecord ?? 1024 * 1024 + 64 * 1024;
     this.maxInflight = opts.maxInflight ?? 64;
     this.maxWriteBuffer = opts.maxWriteBuffer ?? 8 * 1024 * 1024;
     this.log = opts.logger ?? silentLogger;
+    const classes: number[] = [];
+    for (let size = RECORD_POOL_MIN; size < this.maxRecord; size *= 2) classes.push(size);
+    classes.push(this.maxRecord);
+    this.records = new BufferPool(classes);
   }
 
   register(pv: ProgramVersion): void {
@@ -184,7 +276,7 @@ export class RpcServer {
 
   /** Serve an already connected socket (e.g. one accepted elsewhere). */
   accept(socket: net.Socket): void {
-    const conn = new Connection(socket, this.maxRecord);
+    const conn = new Connection(socket, this.maxRecord, this.allocRecord);
     this.conns.add(conn);
     socket.setNoDelay(true);
     socket.on('data', (data: Buffer) => this.onData(conn, data));
@@ -302,17 +394,16 @@ export class RpcServer {
       this.reply(conn, (w) => encodeAcceptedReply(w, xid, AcceptStat.PROC_UNAVAIL), start, undefined, AcceptStat.PROC_UNAVAIL);
       return;
     }
-    const ctx: CallContext = {
-      header,
-      xid,
-      prog: header.prog,
-      vers: header.vers,
-      proc: header.proc,
-      flavor: header.cred.flavor,
-      authSys,
-      conn,
-      args: record.subarray(r.offset),
-    };
+    const ctx = new Call(header, xid, authSys, conn, record.subarray(r.offset), this.recordReleases.get(record));
+    try {
+      await this.call(conn, def, r, ctx, start);
+    } finally {
+      ctx.settle();
+    }
+  }
+
+  private async call(conn: Connection, def: ProcedureDef, r: XdrReader, ctx: Call, start: bigint): Promise<void> {
+    const { xid, header } = ctx;
     const cache = def.idempotent === false ? this.opts.replyCache : undefined;
     if (cache) {
       const seen = cache.begin(ctx);
@@ -351,6 +442,8 @@ export class RpcServer {
       stat = AcceptStat.SYSTEM_ERR;
       sent = this.reply(conn, (w) => encodeAcceptedReply(w, xid, AcceptStat.SYSTEM_ERR), start, ctx, stat, def.name);
     }
+    // Copied now: afterReply callbacks (which may recycle what the chunks
+    // reference) run after the socket write, or after this call returns.
     cache?.end(ctx, stat === AcceptStat.SUCCESS ? Buffer.concat(sent) : undefined);
   }
 
@@ -371,13 +464,14 @@ export class RpcServer {
   }
 
   /** Encode a whole reply record and send it; returns its chunks. */
-  private reply(conn: Connection, body: (w: XdrWriter) => void, start: bigint, ctx: CallContext | undefined, status: number, name = ''): Buffer[] {
+  private reply(conn: Connection, body: (w: XdrWriter) => void, start: bigint, ctx: Call | undefined, status: number, name = ''): Buffer[] {
     const w = new XdrWriter(256);
     w.uint(0); // record mark, patched below once the length is known
     body(w);
     const chunks = w.chunksList();
     chunks[0]!.writeUInt32BE((0x8000_0000 | (w.length - 4)) >>> 0, 0);
-    this.send(conn, chunks);
+    // On a closed connection the callbacks stay with the call, to run when it ends.
+    this.send(conn, chunks, conn.closed ? undefined : ctx?.takeCallbacks());
     if (ctx) this.record(ctx, name, status, start);
     else this.opts.onCall?.({ prog: 0, vers: 0, proc: 0, name: '', status, durationNs: process.hrtime.bigint() - start });
     return chunks;
@@ -387,8 +481,11 @@ export class RpcServer {
     this.opts.onCall?.({ prog: ctx.prog, vers: ctx.vers, proc: ctx.proc, name, status, durationNs: process.hrtime.bigint() - start });
   }
 
-  /** Replies finishing in the same event-loop turn share one writev. */
-  private send(conn: Connection, chunks: Buffer[]): void {
+  /**
+   * Replies finishing in the same event-loop turn share one writev.
+   * `written` runs once the socket is done with the chunks.
+   */
+  private send(conn: Connection, chunks: Buffer[], written?: (() => void)[]): void {
     if (conn.closed) return;
     const s = conn.socket;
     if (!conn.corked) {
@@ -399,6 +496,11 @@ export class RpcServer {
         s.uncork();
       });
     }
-    for (const c of chunks) s.write(c);
+    const last = chunks.length - 1;
+    for (let i = 0; i < last; i++) s.write(chunks[i]!);
+    // Node calls a write's callback once the kernel has the bytes, or the
+    // stream is destroyed; either way the buffers are free after it.
+    if (written) s.write(chunks[last]!, () => runAll(written));
+    else s.write(chunks[last]!);
   }
 }

@@ -426,7 +426,10 @@ export class Nfs3Server {
     }
     try {
       const r = await t.exp.backend.read(t.cred, t.node, offset, count);
-      // The data goes into the reply by reference (XdrWriter), not copied.
+      // The data goes into the reply by reference (XdrWriter), not copied;
+      // its buffer goes back to the backend once the reply is written.
+      // (Without afterReply nobody knows when: the buffer is left to the GC.)
+      if (r.release) ctx.afterReply?.(r.release);
       const data = r.data.length > count ? r.data.subarray(0, count) : r.data;
       this.stats?.addBytesRead(data.length);
       return { status: OK, resok: { file_attributes: this.fattr(t, r.attrs), count: data.length, eof: r.eof && data.length === r.data.length, data } };
@@ -441,6 +444,9 @@ export class Nfs3Server {
     if (a.count !== a.data.length) throw new RpcAcceptError(AcceptStat.GARBAGE_ARGS, `WRITE count ${a.count} but ${a.data.length} bytes of data`);
     const t = this.resolve(a.file.data, ctx);
     if (typeof t === 'number') return { status: t, resfail: { file_wcc: NO_WCC } };
+    // Nothing here keeps the request (the reply holds no view of it): when
+    // the backend copies the data too, the record's memory may be reused.
+    if (t.exp.backend.copiesWriteData) ctx.recycleArgs?.();
     // Bounded by the record size already; past wtmax the write is short, as Linux's.
     const data = a.data.length > MAX_TRANSFER ? a.data.subarray(0, MAX_TRANSFER) : a.data;
     let status: Err;

@@ -83,3 +83,48 @@ test('property: random bytes never make the decoder hold more than the limit plu
     }),
   );
 });
+
+test('large fragments are assembled as they arrive, in buffers from the allocator, whatever the split', () => {
+  const made: Buffer[] = [];
+  const alloc = (n: number): Buffer => {
+    const b = Buffer.alloc(n);
+    made.push(b);
+    return b;
+  };
+  const big = Buffer.alloc(300 * 1024);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 7 + (i >> 10)) & 0xff;
+  const small = Buffer.from('after');
+  const twoFrags = Buffer.concat([frag(big.subarray(0, 100 * 1024), false), frag(big.subarray(100 * 1024), true)]);
+  const stream = Buffer.concat([recordMark(big.length), big, recordMark(small.length), small, twoFrags]);
+  for (const step of [1000, 4096, 64 * 1024, 65 * 1024 + 3, 200 * 1024, stream.length]) {
+    made.length = 0;
+    const d = new RecordDecoder(1 << 20, alloc);
+    const out: Buffer[] = [];
+    for (let off = 0; off < stream.length; off += step) {
+      out.push(...d.push(stream.subarray(off, off + step)));
+      assert.ok(d.pendingBytes <= 1 << 20);
+    }
+    assert.equal(out.length, 3, `step ${step}`);
+    assert.ok(out[0]!.equals(big), `step ${step}: first record`);
+    assert.equal(out[1]!.toString(), 'after');
+    assert.ok(out[2]!.equals(big), `step ${step}: two-fragment record`);
+    assert.equal(d.pendingBytes, 0);
+    // A record that came in pieces is the allocator's buffer itself (the server pools those).
+    if (step < big.length) assert.ok(made.includes(out[0]!), `step ${step}: allocator used`);
+  }
+});
+
+test('a large fragment gets no buffer until a first part of its body has arrived', () => {
+  let allocated = 0;
+  const d = new RecordDecoder(1 << 20, (n) => {
+    allocated += n;
+    return Buffer.allocUnsafe(n);
+  });
+  d.push(recordMark(1 << 20));
+  d.push(Buffer.alloc(1000));
+  assert.equal(allocated, 0);
+  assert.equal(d.pendingBytes, 1004);
+  d.push(Buffer.alloc(64 * 1024));
+  assert.equal(allocated, 1 << 20);
+  assert.equal(d.pendingBytes, 1000 + 64 * 1024);
+});
