@@ -372,11 +372,11 @@ export class RpcServer {
       authSys = this.authenticate(header, pv);
     } catch (err) {
       const stat = err instanceof AuthError ? err.stat : AuthStat.AUTH_BADCRED;
-      this.reply(conn, (w) => encodeAuthErrorReply(w, xid, stat), start, undefined, -1);
+      this.reply(conn, (w) => encodeAuthErrorReply(w, xid, stat), start, undefined, -1, '', header);
       return;
     }
     if (!versions) {
-      this.reply(conn, (w) => encodeAcceptedReply(w, xid, AcceptStat.PROG_UNAVAIL), start, undefined, AcceptStat.PROG_UNAVAIL);
+      this.reply(conn, (w) => encodeAcceptedReply(w, xid, AcceptStat.PROG_UNAVAIL), start, undefined, AcceptStat.PROG_UNAVAIL, '', header);
       return;
     }
     if (!pv) {
@@ -386,12 +386,12 @@ export class RpcServer {
         low = Math.min(low, v);
         high = Math.max(high, v);
       }
-      this.reply(conn, (w) => encodeAcceptedReply(w, xid, AcceptStat.PROG_MISMATCH, { low, high }), start, undefined, AcceptStat.PROG_MISMATCH);
+      this.reply(conn, (w) => encodeAcceptedReply(w, xid, AcceptStat.PROG_MISMATCH, { low, high }), start, undefined, AcceptStat.PROG_MISMATCH, '', header);
       return;
     }
     const def = pv.procedures.get(header.proc);
     if (!def) {
-      this.reply(conn, (w) => encodeAcceptedReply(w, xid, AcceptStat.PROC_UNAVAIL), start, undefined, AcceptStat.PROC_UNAVAIL);
+      this.reply(conn, (w) => encodeAcceptedReply(w, xid, AcceptStat.PROC_UNAVAIL), start, undefined, AcceptStat.PROC_UNAVAIL, '', header);
       return;
     }
     const ctx = new Call(header, xid, authSys, conn, record.subarray(r.offset), this.recordReleases.get(record));
@@ -464,7 +464,8 @@ export class RpcServer {
   }
 
   /** Encode a whole reply record and send it; returns its chunks. */
-  private reply(conn: Connection, body: (w: XdrWriter) => void, start: bigint, ctx: Call | undefined, status: number, name = ''): Buffer[] {
+  /** `who`: the call's numbers when there is no Call (refused before dispatch), for stats. */
+  private reply(conn: Connection, body: (w: XdrWriter) => void, start: bigint, ctx: Call | undefined, status: number, name = '', who?: CallHeader): Buffer[] {
     const w = new XdrWriter(256);
     w.uint(0); // record mark, patched below once the length is known
     body(w);
@@ -473,7 +474,7 @@ export class RpcServer {
     // On a closed connection the callbacks stay with the call, to run when it ends.
     this.send(conn, chunks, conn.closed ? undefined : ctx?.takeCallbacks());
     if (ctx) this.record(ctx, name, status, start);
-    else this.opts.onCall?.({ prog: 0, vers: 0, proc: 0, name: '', status, durationNs: process.hrtime.bigint() - start });
+    else this.opts.onCall?.({ prog: who?.prog ?? 0, vers: who?.vers ?? 0, proc: who?.proc ?? 0, name: '', status, durationNs: process.hrtime.bigint() - start });
     return chunks;
   }
 

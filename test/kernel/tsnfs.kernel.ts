@@ -125,9 +125,8 @@ test('the Linux kernel NFSv3 client against tsnfs serve', { skip, timeout: TIMEO
     const counts = await requestCounts(server.metricsUrl);
     const seen = [...counts].map(([k, v]) => `${k}=${v}`).join('\n');
     // NFSACL (100227) asked and refused with PROG_UNAVAIL; the kernel then went on without ACLs.
-    // (Calls to a program that is not served are counted under its number, or
-    // under "unknown 0" when the RPC layer does not pass the number on.)
-    const unserved = (k: string): boolean => k.startsWith('100227 ') || k.startsWith('unknown 0 ');
+    // Calls to a program that is not served are counted under its number.
+    const unserved = (k: string): boolean => k.startsWith('100227 ');
     const acl = [...counts].filter(([k]) => unserved(k)).map(([k]) => k);
     assert.ok(acl.length > 0 && acl.every((k) => k.endsWith(' prog_unavail')), `NFSACL calls: ${JSON.stringify(acl)}\n${seen}`);
     // Nothing else failed at the RPC level.

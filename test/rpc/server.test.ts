@@ -2,7 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
-import { RpcServer, type ProcedureDef, AcceptStat, AuthStat, AuthFlavor, RpcAcceptError } from '../../src/rpc/index.js';
+import { RpcServer, type ProcedureDef, type CallRecord, AcceptStat, AuthStat, AuthFlavor, RpcAcceptError } from '../../src/rpc/index.js';
 import { XdrWriter } from '../../src/xdr/index.js';
 import { callRecord, rawConnect, parseReply, authSysBody } from '../helpers/raw-rpc.js';
 
@@ -12,6 +12,7 @@ let port: number;
 let running = 0;
 let maxRunning = 0;
 let lastCred: unknown;
+const records: CallRecord[] = [];
 
 function procs(): Map<number, ProcedureDef> {
   return new Map<number, ProcedureDef>([
@@ -39,7 +40,7 @@ function procs(): Map<number, ProcedureDef> {
 }
 
 before(async () => {
-  server = new RpcServer({ maxInflight: 4, maxRecord: 64 * 1024 });
+  server = new RpcServer({ maxInflight: 4, maxRecord: 64 * 1024, onCall: (r) => records.push(r) });
   server.register({ prog: PROG, vers: 2, procedures: procs() });
   server.register({ prog: PROG, vers: 4, procedures: procs() });
   port = await server.listen(0);
@@ -81,6 +82,9 @@ test('every accept_stat is produced where RFC 5531 says', async () => {
     got.set(head.xid, head);
   }
   for (const [call, want] of cases) assert.deepEqual(got.get(call.xid), want, `xid ${call.xid}`);
+  // Calls refused before dispatch are counted under their own numbers (stats, metrics).
+  assert.ok(records.some((r) => r.prog === 0x3000_0000 && r.status === AcceptStat.PROG_UNAVAIL));
+  assert.ok(records.some((r) => r.prog === PROG && r.proc === 99 && r.status === AcceptStat.PROC_UNAVAIL));
   c.socket.destroy();
 });
 
