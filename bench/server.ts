@@ -33,6 +33,8 @@
 //   BENCH_GANESHA_ATTR     ganesha's Attr_Expiration_Time (default 60)
 //   BENCH_TSNFS_NODE_ARGS  extra node flags for the tsnfs process, e.g.
 //                          "--cpu-prof --cpu-prof-dir=DIR" (written at its exit)
+//   BENCH_TSNFS_MAIN       another build's dist/src/cli/main.js to measure
+//                          (e.g. an older commit, for before/after figures)
 //
 // Needs root and nfs-ganesha (see test/peers/ganesha.ts); without them it
 // says why and exits.
@@ -58,6 +60,7 @@ const FILE_MIB = Number(process.env.BENCH_FILE_MIB ?? 256);
 const GANESHA_ATTR = Number(process.env.BENCH_GANESHA_ATTR ?? 60);
 const WORKLOADS = (process.env.BENCH_WORKLOADS ?? 'randread,seqread,seqwrite,metadata').split(',').map((s) => s.trim()).filter(Boolean);
 const TSNFS_NODE_ARGS = (process.env.BENCH_TSNFS_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+const TSNFS_MAIN = process.env.BENCH_TSNFS_MAIN;
 
 const KIB = 1024;
 const MIB = 1024 * 1024;
@@ -90,7 +93,7 @@ async function startTsnfs(exportDir: string, work: string): Promise<{ pid: numbe
   const exportsFile = join(work, 'tsnfs.exports');
   // The same rules ganesha gets: read-write, root not squashed, any source port.
   await writeFile(exportsFile, `${exportDir} 127.0.0.1(rw,sync,no_root_squash,insecure)\n`);
-  const main = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+  const main = TSNFS_MAIN ?? fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
   const child: ChildProcess = spawnTracked(process.execPath, [
     ...TSNFS_NODE_ARGS,
     main,
@@ -344,12 +347,22 @@ async function main(): Promise<void> {
     const tExport = await realpath(tDir);
     const t = await startTsnfs(tExport, work);
     servers.push(await connect('tsnfs', t.port, t.port, tExport, t.pid, t.stop));
-    ganesha = await startGanesha({ exportDir: gDir, attrExpirationTime: GANESHA_ATTR });
+    try {
+      ganesha = await startGanesha({ exportDir: gDir, attrExpirationTime: GANESHA_ATTR });
+    } catch (err) {
+      if (/Cannot register/.test((err as Error).message)) {
+        console.error('ganesha cannot register with the portmapper on port 111 (another one holds it?). A private network namespace avoids that:');
+        console.error("  unshare -n sh -c 'ip link set lo up && ip addr add 10.255.255.1/32 dev lo && npm run bench:server'");
+        console.error('(ganesha resolves 127.0.0.1 with AI_ADDRCONFIG, which wants an address besides 127/8.)');
+      }
+      throw err;
+    }
     const g = ganesha;
     servers.push(await connect('ganesha', g.nfsPort, g.mountPort, g.exportPath, g.pid, () => g.stop()));
 
     console.log(`tsnfs vs nfs-ganesha over loopback (node ${process.version}); ${SECONDS} s per point, ${ROUNDS} rounds in alternating order, ${WARMUP_SECONDS} s warm-up`);
     console.log(`read file ${FILE_MIB} MiB (page cache warm), ganesha Attr_Expiration_Time=${GANESHA_ATTR}, one connection per server`);
+    if (TSNFS_MAIN) console.log(`tsnfs: ${TSNFS_MAIN}`);
     console.log('ratio: tsnfs/ganesha for rates; ganesha/tsnfs for latencies (above 1 = tsnfs better).');
     console.log('CPU, in cores: the server process, and the client (this process) while it loaded that server.');
     console.log('');

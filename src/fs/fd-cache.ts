@@ -1,11 +1,11 @@
 // Open file descriptors kept per inode for READ/WRITE/COMMIT, so a stream of
 // small IOs does not pay open+close each time. Bounded LRU; a descriptor in
-// use is closed only when its last user releases it.
-
-import type { FileHandle } from 'node:fs/promises';
+// use is closed only when its last user releases it. Descriptors are plain
+// numbers (not FileHandles): the backend calls fs functions on them, inline
+// where it can (see inline-fs.ts).
 
 export interface OpenFile {
-  readonly fh: FileHandle;
+  readonly fd: number;
   readonly writable: boolean;
   /** The node id it was opened for (an inode's id changes on reuse). */
   readonly nodeKey: string;
@@ -21,7 +21,11 @@ interface Slot extends OpenFile {
 export class FdCache {
   private readonly slots = new Map<bigint, Slot>();
 
-  constructor(private readonly max: number) {}
+  /** `close` closes a descriptor the cache is done with (errors are the caller's to ignore). */
+  constructor(
+    private readonly max: number,
+    private readonly close: (fd: number) => Promise<void> | void,
+  ) {}
 
   /**
    * A descriptor for `ino` opened for `nodeKey` (writable if asked), from
@@ -31,7 +35,7 @@ export class FdCache {
     ino: bigint,
     nodeKey: string,
     writable: boolean,
-    open: (writable: boolean) => Promise<FileHandle>,
+    open: (writable: boolean) => Promise<number>,
   ): Promise<OpenFile> {
     const hit = this.slots.get(ino);
     if (hit && hit.nodeKey === nodeKey && (hit.writable || !writable)) {
@@ -41,16 +45,16 @@ export class FdCache {
       return hit;
     }
     const wantWrite = writable || (hit?.writable ?? false);
-    let fh: FileHandle;
+    let fd: number;
     let w = true;
     try {
-      fh = await open(true);
+      fd = await open(true);
     } catch (err) {
       if (wantWrite || !RETRY_READ_ONLY.has((err as { code?: string }).code ?? '')) throw err;
-      fh = await open(false); // read-only file system or no write access for the server
+      fd = await open(false); // read-only file system or no write access for the server
       w = false;
     }
-    const slot: Slot = { fh, writable: w, nodeKey, refs: 1, retired: false };
+    const slot: Slot = { fd, writable: w, nodeKey, refs: 1, retired: false };
     const raced = this.slots.get(ino);
     if (raced) this.retire(ino, raced);
     this.slots.set(ino, slot);
@@ -61,7 +65,7 @@ export class FdCache {
   release(f: OpenFile): void {
     const slot = f as Slot;
     slot.refs--;
-    if (slot.retired && slot.refs === 0) void slot.fh.close().catch(() => undefined);
+    if (slot.retired && slot.refs === 0) this.closeQuietly(slot.fd);
   }
 
   /** Forget an inode's descriptor (removed, or found stale). */
@@ -74,10 +78,10 @@ export class FdCache {
    * Takes in a read-write descriptor opened elsewhere (a file just created)
    * as the cached one for `ino`; the cache closes it.
    */
-  adopt(ino: bigint, nodeKey: string, fh: FileHandle): void {
+  adopt(ino: bigint, nodeKey: string, fd: number): void {
     const old = this.slots.get(ino);
     if (old) this.retire(ino, old);
-    this.slots.set(ino, { fh, writable: true, nodeKey, refs: 0, retired: false });
+    this.slots.set(ino, { fd, writable: true, nodeKey, refs: 0, retired: false });
     this.trim();
   }
 
@@ -90,9 +94,12 @@ export class FdCache {
   }
 
   async closeAll(): Promise<void> {
-    const idle = [...this.slots].filter(([, slot]) => slot.refs === 0).map(([, slot]) => slot.fh);
-    for (const [ino, slot] of [...this.slots]) this.retire(ino, slot);
-    await Promise.all(idle.map((fh) => fh.close().catch(() => undefined)));
+    const idle = [...this.slots].filter(([, slot]) => slot.refs === 0).map(([, slot]) => slot.fd);
+    for (const [ino, slot] of [...this.slots]) {
+      if (this.slots.get(ino) === slot) this.slots.delete(ino);
+      slot.retired = true;
+    }
+    await Promise.all(idle.map(async (fd) => this.close(fd)).map((p) => p.catch(() => undefined)));
   }
 
   private trim(): void {
@@ -106,6 +113,14 @@ export class FdCache {
     if (this.slots.get(ino) === slot) this.slots.delete(ino);
     if (slot.retired) return;
     slot.retired = true;
-    if (slot.refs === 0) void slot.fh.close().catch(() => undefined);
+    if (slot.refs === 0) this.closeQuietly(slot.fd);
+  }
+
+  private closeQuietly(fd: number): void {
+    try {
+      void Promise.resolve(this.close(fd)).catch(() => undefined);
+    } catch {
+      // already closed, or the file system failed it: nothing to do
+    }
   }
 }

@@ -16,7 +16,8 @@
 // on lookup; listed by readdir without handle or attributes).
 
 import fs from 'node:fs/promises';
-import { constants as C, fstatSync, read as fsRead, write as fsWrite, type BigIntStats, type Dirent } from 'node:fs';
+import { constants as C, fdatasync as fsFdatasync, fstat as fsFstat, fstatSync, fsync as fsFsync, ftruncate as fsFtruncate, futimes as fsFutimes, write as fsWrite, type BigIntStats, type Dirent } from 'node:fs';
+import { promisify } from 'node:util';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import crypto from 'node:crypto';
@@ -40,6 +41,7 @@ import { DirCookies, buildSnapshot, readPage, type EntryInfo, type Snapshot } fr
 import { errCode, fsError, toFsError } from './errors.js';
 import { BufferPool } from '../xdr/buffer-pool.js';
 import { FdCache, type OpenFile } from './fd-cache.js';
+import { InlineFs } from './inline-fs.js';
 import { InodeIndex, type IndexEntry } from './local-index.js';
 import { findMknod, makeSocket, runMknod } from './local-special.js';
 import { Lru } from './lru.js';
@@ -78,6 +80,11 @@ export interface LocalBackendOptions {
   searchLimit?: number;
   /** Largest READ served in one call (default 4 MiB). */
   maxRead?: number;
+  /**
+   * Make lstat and small reads inline while they are fast (see inline-fs.ts);
+   * only on local disk file systems. Default true.
+   */
+  inlineCalls?: boolean;
   /** `index` keeps identity stamps in the index even where birth times exist. */
   stampSource?: 'auto' | 'index';
 }
@@ -150,6 +157,7 @@ export class LocalBackend implements Backend {
   private procFd = false;
   private linkMax = 65000;
   private syncFstat = false;
+  private io = new InlineFs(false);
   private mknodHelper?: string;
   private index!: InodeIndex;
   private cookies!: DirCookies;
@@ -170,12 +178,12 @@ export class LocalBackend implements Backend {
   constructor(private readonly opts: LocalBackendOptions) {
     const max = opts.maxFileSize ?? SAFE_MAX;
     this.maxFileSize = max < SAFE_MAX ? max : SAFE_MAX;
-    this.fds = new FdCache(opts.maxOpenFiles ?? 256);
+    this.fds = new FdCache(opts.maxOpenFiles ?? 256, (fd) => this.io.close(fd));
   }
 
   async init(): Promise<void> {
     this.rootPath = await fs.realpath(this.opts.root);
-    const st = await fs.lstat(this.rootPath, { bigint: true });
+    const st = await this.io.lstat(this.rootPath);
     if (!st.isDirectory()) throw fsError('ENOTDIR', `${this.opts.root} is not a directory`);
     this.rootDev = st.dev;
     this.rootIno = st.ino;
@@ -196,6 +204,7 @@ export class LocalBackend implements Backend {
     const sfs = await fs.statfs(this.rootPath, { bigint: true });
     this.linkMax = LINK_MAX_BY_FS.get(sfs.type) ?? 65000;
     this.syncFstat = MEMORY_FSTAT_FS.has(sfs.type);
+    this.io = new InlineFs(this.syncFstat && this.opts.inlineCalls !== false);
   }
 
   async root(): Promise<Buffer> {
@@ -208,7 +217,7 @@ export class LocalBackend implements Backend {
       const open = this.fds.acquireCached(id.ino, id.key);
       if (open) {
         try {
-          const st = await this.fstat(open.fh);
+          const st = await this.fstat(open.fd);
           if (st.nlink > 0n) return statToAttrs(st);
           this.fds.invalidate(id.ino);
         } finally {
@@ -242,7 +251,7 @@ export class LocalBackend implements Backend {
         const p = await this.parentOf(d);
         return { node: p.node, attrs: statToAttrs(p.st), dirAttrs: da };
       }
-      const st = await fs.lstat(path.join(d.path, name), { bigint: true });
+      const st = await this.io.lstat(path.join(d.path, name));
       if (st.dev !== this.rootDev) throw fsError('EACCES', 'another file system');
       return { node: this.observe(d.st.ino, name, st), attrs: statToAttrs(st), dirAttrs: da };
     });
@@ -280,7 +289,7 @@ export class LocalBackend implements Backend {
         const pos = (offset <= SAFE_MAX ? Number(offset) : offset) as number;
         let bytesRead: number;
         try {
-          bytesRead = await pread(f.fh.fd, buf, n, pos);
+          bytesRead = await this.io.read(f.fd, buf, n, pos);
         } catch (err) {
           release();
           throw err;
@@ -304,12 +313,12 @@ export class LocalBackend implements Backend {
       return this.withFile(node, true, async (f, st) => {
         const a = statToAttrs(st);
         needWrite(cred, a);
-        const count = await writeFully(f.fh, data, len, Number(offset));
+        const count = await writeFully(f.fd, data, len, Number(offset));
         const mode = count > 0 ? modeAfterWrite(cred, a) : undefined;
-        if (mode !== undefined) await f.fh.chmod(mode);
-        if (stable === 2) await f.fh.sync();
-        else if (stable === 1) await f.fh.datasync();
-        const after = statToAttrs(await this.fstat(f.fh));
+        if (mode !== undefined) await this.io.fchmod(f.fd, mode);
+        if (stable === 2) await fsyncP(f.fd);
+        else if (stable === 1) await fdatasyncP(f.fd);
+        const after = statToAttrs(await this.fstat(f.fd));
         return { count, committed: stable, wcc: { before: wccBefore(a), after } };
       });
     });
@@ -330,44 +339,44 @@ export class LocalBackend implements Backend {
       try {
         needModifyDir(cred, da);
       } catch (denied) {
-        const existing = await tryLstat(target);
+        const existing = await this.io.tryLstat(target);
         if (existing) return this.createExisting(cred, d, da, name, existing, how);
         throw denied;
       }
       const attrs = how.mode === 'exclusive' ? {} : how.attrs;
       const own = newOwnership(cred, da, FileType.REG, attrs.mode ?? (how.mode === 'exclusive' ? 0o600 : 0o644));
-      let fh: FileHandle;
+      let fd: number;
       try {
-        fh = await fs.open(target, C.O_CREAT | C.O_EXCL | C.O_RDWR | C.O_NOFOLLOW, 0o600);
+        fd = await this.io.open(target, C.O_CREAT | C.O_EXCL | C.O_RDWR | C.O_NOFOLLOW, 0o600);
       } catch (err) {
         if (errCode(err) !== 'EEXIST') throw err;
-        return this.createExisting(cred, d, da, name, await fs.lstat(target, { bigint: true }), how);
+        return this.createExisting(cred, d, da, name, await this.io.lstat(target), how);
       }
       let st: BigIntStats;
       let kept = false;
       try {
         // Made by this process: already owned as asked when the caller is who we are.
-        const made = await this.fstat(fh);
-        await this.initOwner(cred, attrs, own, (uid, gid) => (BigInt(uid) === made.uid && BigInt(gid) === made.gid ? Promise.resolve() : fh.chown(uid, gid)));
-        await fh.chmod(own.mode);
+        const made = await this.fstat(fd);
+        await this.initOwner(cred, attrs, own, (uid, gid) => (BigInt(uid) === made.uid && BigInt(gid) === made.gid ? Promise.resolve() : this.io.fchown(fd, uid, gid)));
+        await this.io.fchmod(fd, own.mode);
         if (how.mode === 'exclusive') {
-          await fh.utimes(how.verifier.readUInt32BE(4), how.verifier.readUInt32BE(0));
+          await futimesP(fd, how.verifier.readUInt32BE(4), how.verifier.readUInt32BE(0));
         } else {
-          if (attrs.size !== undefined && attrs.size > 0n) await fh.truncate(Number(attrs.size));
-          await setTimes(attrs, (at, mt) => fh.utimes(at, mt));
+          if (attrs.size !== undefined && attrs.size > 0n) await ftruncateP(fd, Number(attrs.size));
+          await setTimes(attrs, (at, mt) => futimesP(fd, at, mt));
         }
-        st = await this.fstat(fh);
+        st = await this.fstat(fd);
         const node = this.observe(d.st.ino, name, st);
         // The descriptor joins the cache (what READ, WRITE and GETATTR of a
         // new file want next) when the cache would have been able to open it
         // read-write itself.
         if (this.procIsRoot || (st.uid === this.euid && (st.mode & 0o200n) !== 0n)) {
-          this.fds.adopt(st.ino, node.toString('hex'), fh);
+          this.fds.adopt(st.ino, node.toString('hex'), fd);
           kept = true;
         }
         return { node, attrs: statToAttrs(st), dirWcc: await this.dirChanged(d, da) };
       } finally {
-        if (!kept) await fh.close();
+        if (!kept) await this.io.close(fd);
       }
     });
   }
@@ -396,7 +405,7 @@ export class LocalBackend implements Backend {
       await fs.symlink(linkTarget, target);
       await this.initOwner(cred, attrs, own, (uid, gid) => fs.lchown(target, uid, gid));
       await setTimes(attrs, (at, mt) => fs.lutimes(target, at, mt));
-      return this.created(d, da, name, await fs.lstat(target, { bigint: true }));
+      return this.created(d, da, name, await this.io.lstat(target));
     });
   }
 
@@ -426,7 +435,7 @@ export class LocalBackend implements Backend {
     return guard(async () => {
       const { d, da, st, target } = await this.prepareVictim(cred, dir, name);
       if (st.isDirectory()) throw fsError('EISDIR');
-      await fs.unlink(target);
+      await this.io.unlink(target);
       this.forget(st);
       return { dirWcc: await this.dirChanged(d, da) };
     });
@@ -460,7 +469,7 @@ export class LocalBackend implements Backend {
       const ta = statToAttrs(td.st);
       needLookup(cred, ta);
       const dstPath = path.join(td.path, toName);
-      const dst = await tryLstat(dstPath);
+      const dst = await this.io.tryLstat(dstPath);
       if (dst && dst.dev !== this.rootDev) throw fsError('EACCES', 'another file system');
       needModifyDir(cred, ta);
       if (dst) needSticky(cred, ta, statToAttrs(dst));
@@ -485,7 +494,7 @@ export class LocalBackend implements Backend {
       const { d, da, target } = await this.prepareNew(cred, dir, name, {});
       needLinkSource(cred, statToAttrs(src.st));
       await fs.link(src.path, target);
-      const attrs = statToAttrs(await fs.lstat(target, { bigint: true }));
+      const attrs = statToAttrs(await this.io.lstat(target));
       return { attrs, dirWcc: await this.dirChanged(d, da) };
     });
   }
@@ -564,8 +573,8 @@ export class LocalBackend implements Backend {
   async commit(node: Buffer, _offset: bigint, _count: number): Promise<Wcc> {
     return guard(() =>
       this.withFile(node, false, async (f, st) => {
-        await f.fh.sync();
-        return { before: wccBefore(statToAttrs(st)), after: statToAttrs(await this.fstat(f.fh)) };
+        await fsyncP(f.fd);
+        return { before: wccBefore(statToAttrs(st)), after: statToAttrs(await this.fstat(f.fd)) };
       }),
     );
   }
@@ -603,11 +612,11 @@ export class LocalBackend implements Backend {
 
   /** The index's path for an inode, if lstat confirms it. */
   private async findFast(ino: bigint): Promise<Found | undefined> {
-    if (ino === this.rootIno) return { path: this.rootPath, st: await fs.lstat(this.rootPath, { bigint: true }) };
+    if (ino === this.rootIno) return { path: this.rootPath, st: await this.io.lstat(this.rootPath) };
     const names = this.index.namesOf(ino, this.rootIno);
     if (!names || !names.every(isPlainName)) return undefined;
     const p = path.join(this.rootPath, ...names);
-    const st = await tryLstat(p);
+    const st = await this.io.tryLstat(p);
     return st && st.ino === ino && st.dev === this.rootDev ? { path: p, st } : undefined;
   }
 
@@ -635,7 +644,7 @@ export class LocalBackend implements Backend {
       const parent = await this.relocate(e.parent, true, depth + 1);
       if (parent) {
         const p = path.join(parent.path, e.name);
-        const st = await tryLstat(p);
+        const st = await this.io.tryLstat(p);
         if (st && st.ino === ino && st.dev === this.rootDev) {
           this.index.set(ino, parent.st.ino, e.name);
           return { path: p, st };
@@ -668,7 +677,7 @@ export class LocalBackend implements Backend {
         for (let i = 0; i < todo.length && budget > 0; i += 64) {
           const batch = todo.slice(i, i + 64);
           budget -= batch.length;
-          const stats = await Promise.all(batch.map((x) => tryLstat(path.join(dir.path, x.name))));
+          const stats = await Promise.all(batch.map((x) => this.io.tryLstat(path.join(dir.path, x.name))));
           for (let k = 0; k < batch.length; k++) {
             const st = stats[k];
             if (!st || st.dev !== this.rootDev) continue;
@@ -741,11 +750,11 @@ export class LocalBackend implements Backend {
   private async parentOf(d: Located): Promise<{ node: Buffer; st: BigIntStats }> {
     if (d.st.ino === this.rootIno) return { node: this.rootId, st: d.st };
     const pp = path.dirname(d.path);
-    const st = await fs.lstat(pp, { bigint: true });
+    const st = await this.io.lstat(pp);
     if (st.ino === this.rootIno) return { node: this.rootId, st };
     const e = this.index.get(st.ino);
     if (e && (!this.tagMode || e.tag !== undefined)) return { node: this.idOf(st, e), st };
-    const gst = await fs.lstat(path.dirname(pp), { bigint: true });
+    const gst = await this.io.lstat(path.dirname(pp));
     return { node: this.observe(gst.ino, path.basename(pp), st), st };
   }
 
@@ -757,10 +766,10 @@ export class LocalBackend implements Backend {
       const loc = await this.locate(node);
       if (loc.st.isDirectory()) throw fsError('EISDIR');
       if (!loc.st.isFile()) throw fsError('EINVAL', 'not a regular file');
-      return this.openVerified(loc, w);
+      return this.openVerifiedFd(loc, w);
     });
     try {
-      const st = await this.fstat(f.fh);
+      const st = await this.fstat(f.fd);
       if (st.nlink === 0n) {
         this.fds.invalidate(id.ino);
         throw fsError('ESTALE');
@@ -772,14 +781,15 @@ export class LocalBackend implements Backend {
   }
 
   /** fstat of an open descriptor (see MEMORY_FSTAT_FS). */
-  private async fstat(fh: FileHandle): Promise<BigIntStats> {
-    return this.syncFstat ? fstatSync(fh.fd, { bigint: true }) : fh.stat({ bigint: true });
+  private async fstat(fd: number): Promise<BigIntStats> {
+    if (this.syncFstat) return fstatSync(fd, { bigint: true });
+    return new Promise((resolve, reject) => fsFstat(fd, { bigint: true }, (err, st) => (err ? reject(err) : resolve(st))));
   }
 
   /** Open a located regular file without following links, and check it is still that inode. */
   private async openVerified(loc: Located, write: boolean): Promise<FileHandle> {
     const fh = await fs.open(loc.path, (write ? C.O_RDWR : C.O_RDONLY) | C.O_NOFOLLOW);
-    const st = await this.fstat(fh).catch(async (err: unknown) => {
+    const st = await this.fstat(fh.fd).catch(async (err: unknown) => {
       await fh.close();
       throw err;
     });
@@ -788,6 +798,23 @@ export class LocalBackend implements Backend {
       throw fsError('ESTALE');
     }
     return fh;
+  }
+
+  /** openVerified, as a plain descriptor (for the fd cache). */
+  private async openVerifiedFd(loc: Located, write: boolean): Promise<number> {
+    const fd = await this.io.open(loc.path, (write ? C.O_RDWR : C.O_RDONLY) | C.O_NOFOLLOW);
+    let st: BigIntStats;
+    try {
+      st = await this.fstat(fd);
+    } catch (err) {
+      await this.io.close(fd).catch(() => undefined);
+      throw err;
+    }
+    if (!this.matches(loc.id, st)) {
+      await this.io.close(fd).catch(() => undefined);
+      throw fsError('ESTALE');
+    }
+    return fd;
   }
 
   /**
@@ -828,7 +855,7 @@ export class LocalBackend implements Backend {
   }
 
   private async attrsAt(loc: Located): Promise<Attrs> {
-    return statToAttrs(await fs.lstat(loc.path, { bigint: true }));
+    return statToAttrs(await this.io.lstat(loc.path));
   }
 
   /** The checks shared by every procedure that makes a new name in a directory. */
@@ -839,7 +866,7 @@ export class LocalBackend implements Backend {
     const da = statToAttrs(d.st);
     needLookup(cred, da);
     const target = path.join(d.path, name);
-    if (await tryLstat(target)) throw fsError('EEXIST');
+    if (await this.io.tryLstat(target)) throw fsError('EEXIST');
     needModifyDir(cred, da);
     return { d, da, target };
   }
@@ -851,7 +878,7 @@ export class LocalBackend implements Backend {
     const da = statToAttrs(d.st);
     needLookup(cred, da);
     const target = path.join(d.path, name);
-    const st = await fs.lstat(target, { bigint: true });
+    const st = await this.io.lstat(target);
     if (st.dev !== this.rootDev) throw fsError('EACCES', 'another file system');
     needModifyDir(cred, da);
     needSticky(cred, da, statToAttrs(st));
@@ -877,7 +904,7 @@ export class LocalBackend implements Backend {
     attrs: SetAttrs,
     own: { uid: number; gid: number; mode: number },
   ): Promise<BigIntStats> {
-    const st0 = await fs.lstat(target, { bigint: true });
+    const st0 = await this.io.lstat(target);
     return this.viaFd({ path: target, st: st0 }, async (p) => {
       await this.initOwner(cred, attrs, own, (uid, gid) => fs.chown(p, uid, gid));
       await fs.chmod(p, own.mode);
@@ -922,7 +949,7 @@ export class LocalBackend implements Backend {
   /** After a change to a directory: drop its listing snapshot and give its wcc data. */
   private async dirChanged(d: Located, before: Attrs): Promise<Wcc> {
     this.dirGen.set(d.st.ino, (this.dirGen.peek(d.st.ino) ?? 0) + 1);
-    const after = await tryLstat(d.path);
+    const after = await this.io.tryLstat(d.path);
     return { before: wccBefore(before), ...(after ? { after: statToAttrs(after) } : {}) };
   }
 
@@ -943,7 +970,7 @@ export class LocalBackend implements Backend {
   }
 
   private async describe(d: Located, name: string): Promise<EntryInfo | undefined> {
-    const st = await tryLstat(path.join(d.path, name));
+    const st = await this.io.tryLstat(path.join(d.path, name));
     if (!st) return undefined;
     if (st.dev !== this.rootDev) return { fileid: st.ino };
     return { fileid: st.ino, node: this.observe(d.st.ino, name, st), attrs: statToAttrs(st) };
@@ -1012,40 +1039,32 @@ async function guard<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-async function tryLstat(p: string): Promise<BigIntStats | undefined> {
-  try {
-    return await fs.lstat(p, { bigint: true });
-  } catch (err) {
-    const code = errCode(err);
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-    throw err;
-  }
-}
-
 function bigMin(a: bigint, b: bigint): bigint {
   return a < b ? a : b;
 }
 
 /** pwrite until done; a failure after some bytes reports those (a short write). */
-/**
- * pread and pwrite through fs.read/fs.write on the descriptor (held open by
- * the fd cache meanwhile): a third cheaper in CPU per call than
- * FileHandle.read/write, whose promise plumbing costs about 3 µs each.
- */
-function pread(fd: number, buf: Buffer, n: number, pos: number): Promise<number> {
-  return new Promise((resolve, reject) => fsRead(fd, buf, 0, n, pos, (err, bytes) => (err ? reject(err) : resolve(bytes))));
-}
+// Calls on plain descriptors (the fd cache's), on the threadpool: they wait for the device or may.
+const fsyncP = promisify(fsFsync);
+const fdatasyncP = promisify(fsFdatasync);
+const futimesP = promisify(fsFutimes);
+const ftruncateP = promisify(fsFtruncate);
 
+/**
+ * pwrite through fs.write on the descriptor (held open by the fd cache
+ * meanwhile): a third cheaper in CPU per call than FileHandle.write, whose
+ * promise plumbing costs about 3 µs. (Reads: InlineFs.read.)
+ */
 function pwrite(fd: number, data: Buffer, off: number, n: number, pos: number): Promise<number> {
   return new Promise((resolve, reject) => fsWrite(fd, data, off, n, pos, (err, bytes) => (err ? reject(err) : resolve(bytes))));
 }
 
-async function writeFully(fh: FileHandle, data: Buffer, len: number, pos: number): Promise<number> {
+async function writeFully(fd: number, data: Buffer, len: number, pos: number): Promise<number> {
   let done = 0;
   while (done < len) {
     let n: number;
     try {
-      n = await pwrite(fh.fd, data, done, len - done, pos + done);
+      n = await pwrite(fd, data, done, len - done, pos + done);
     } catch (err) {
       if (done === 0) throw err;
       break;

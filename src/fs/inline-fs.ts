@@ -1,0 +1,187 @@
+// File system calls made inline, on the event loop, while they are fast.
+//
+// Through the libuv threadpool every call is handed to a worker thread and
+// back: two thread wake-ups, two context switches, and 10-20 µs of CPU on
+// this kind of machine, where an lstat of a cached path or a read of a few
+// cached pages takes 1-3 µs. With a metadata load, half of the server's CPU
+// went to those hand-offs (kernel scheduler functions topped the profile).
+//
+// Only calls that touch no more than the kernel's caches are fast, and only
+// those may run inline: an lstat whose path is in the dentry and inode
+// caches, a small read of pages in the page cache, an open, close, chmod,
+// chown or unlink that changes inodes in memory (the journal writes them
+// out later). Never a sync, nor a large read or write; nor an open that
+// creates a file, which takes 50-100 µs of the kernel's time (allocating the
+// inode, inserting the name): like a large read's copy, that is real work,
+// better done by a worker thread on the other core while the event loop goes
+// on. A call that has to wait
+// for the device (or is slow for any other reason) stalls every connection,
+// so each inline call is timed, and SLOW_CALLS calls slower than SLOW_MS
+// within WINDOW_MS send every call to the threadpool for BACKOFF_MS. (One
+// slow call alone proves little: a thread preempted in the middle of a
+// cached lstat looks slow too, and on a busy 2-core machine that happens
+// every few thousand calls.) A cold tree walk thus costs a few stalls of one
+// device read now and then, not one per call. Large reads always go to the
+// threadpool: their copy is real work, which a worker thread does on the
+// other core.
+//
+// Inline calls are only for local disk file systems (the caller decides):
+// on NFS or FUSE even a cached lstat may wait on the network.
+
+import fs from 'node:fs/promises';
+import {
+  close as fsClose,
+  constants,
+  closeSync,
+  fchmod as fsFchmod,
+  fchmodSync,
+  fchown as fsFchown,
+  fchownSync,
+  lstatSync,
+  open as fsOpen,
+  openSync,
+  read as fsRead,
+  readSync,
+  unlink as fsUnlink,
+  unlinkSync,
+  type BigIntStats,
+} from 'node:fs';
+import { errCode } from './errors.js';
+
+const O_CREAT = constants.O_CREAT;
+
+/** Inline calls slower than this (ms) may mean the caches missed. */
+export const SLOW_MS = 1;
+/** This many slow calls within WINDOW_MS do mean it. */
+export const SLOW_CALLS = 3;
+export const WINDOW_MS = 1000;
+/** How long (ms) calls then go to the threadpool before inline ones are tried again. */
+export const BACKOFF_MS = 1000;
+/** Reads up to this many bytes may run inline. */
+export const INLINE_READ_MAX = 64 * 1024;
+
+export class InlineFs {
+  private backoffUntil = 0;
+  /** When the recent slow calls happened (at most SLOW_CALLS). */
+  private readonly slow: number[] = [];
+  /** Inline calls made, and times a slow one sent calls to the threadpool (for tests and diagnostics). */
+  readonly counters = { inline: 0, backoffs: 0 };
+
+  /** `now`: a millisecond clock (tests give their own). */
+  constructor(
+    private readonly enabled: boolean,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** Whether calls run inline at the moment. */
+  get active(): boolean {
+    if (!this.enabled) return false;
+    if (this.backoffUntil === 0) return true;
+    if (this.now() < this.backoffUntil) return false;
+    this.backoffUntil = 0;
+    return true;
+  }
+
+  lstat(p: string): Promise<BigIntStats> {
+    if (!this.active) return fs.lstat(p, { bigint: true });
+    const t0 = this.now();
+    try {
+      return Promise.resolve(lstatSync(p, { bigint: true }));
+    } catch (err) {
+      return Promise.reject(err);
+    } finally {
+      this.timed(t0);
+    }
+  }
+
+  /** lstat, or undefined where nothing is (ENOENT, ENOTDIR). */
+  async tryLstat(p: string): Promise<BigIntStats | undefined> {
+    try {
+      return await this.lstat(p);
+    } catch (err) {
+      const code = errCode(err);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      throw err;
+    }
+  }
+
+  /** open(2); one that may create a file (O_CREAT) always goes to the threadpool. */
+  open(p: string, flags: number, mode?: number): Promise<number> {
+    if (flags & O_CREAT) return new Promise((resolve, reject) => fsOpen(p, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))));
+    return this.call(
+      () => openSync(p, flags, mode),
+      (cb) => fsOpen(p, flags, mode, cb),
+    );
+  }
+
+  /** Closes a descriptor; errors (EBADF, EIO) are returned, as by close(2). */
+  close(fd: number): Promise<void> {
+    return this.call(
+      () => closeSync(fd),
+      (cb) => fsClose(fd, (err) => cb(err, undefined)),
+    );
+  }
+
+  fchmod(fd: number, mode: number): Promise<void> {
+    return this.call(
+      () => fchmodSync(fd, mode),
+      (cb) => fsFchmod(fd, mode, (err) => cb(err, undefined)),
+    );
+  }
+
+  fchown(fd: number, uid: number, gid: number): Promise<void> {
+    return this.call(
+      () => fchownSync(fd, uid, gid),
+      (cb) => fsFchown(fd, uid, gid, (err) => cb(err, undefined)),
+    );
+  }
+
+  unlink(p: string): Promise<void> {
+    return this.call(
+      () => unlinkSync(p),
+      (cb) => fsUnlink(p, (err) => cb(err, undefined)),
+    );
+  }
+
+  /** pread of `n` bytes at `pos` into `buf`: inline when small and calls are fast. */
+  read(fd: number, buf: Buffer, n: number, pos: number): Promise<number> {
+    if (n > INLINE_READ_MAX || !this.active) {
+      return new Promise((resolve, reject) => fsRead(fd, buf, 0, n, pos, (err, bytes) => (err ? reject(err) : resolve(bytes))));
+    }
+    const t0 = this.now();
+    try {
+      return Promise.resolve(readSync(fd, buf, 0, n, pos));
+    } catch (err) {
+      return Promise.reject(err);
+    } finally {
+      this.timed(t0);
+    }
+  }
+
+  /** `inline` on the event loop while calls are fast, else `queued` on the threadpool. */
+  private call<T>(inline: () => T, queued: (cb: (err: NodeJS.ErrnoException | null, value: T) => void) => void): Promise<T> {
+    if (!this.active) return new Promise((resolve, reject) => queued((err, value) => (err ? reject(err) : resolve(value))));
+    const t0 = this.now();
+    try {
+      return Promise.resolve(inline());
+    } catch (err) {
+      return Promise.reject(err);
+    } finally {
+      this.timed(t0);
+    }
+  }
+
+  private timed(t0: number): void {
+    this.counters.inline++;
+    const now = this.now();
+    if (now - t0 <= SLOW_MS) return;
+    const slow = this.slow;
+    slow.push(now);
+    if (slow.length > SLOW_CALLS) slow.shift();
+    if (slow.length === SLOW_CALLS && now - slow[0]! <= WINDOW_MS) {
+      slow.length = 0;
+      this.backoffUntil = now + BACKOFF_MS;
+      this.counters.backoffs++;
+    }
+  }
+}

@@ -1,0 +1,114 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import { constants as C } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BACKOFF_MS, INLINE_READ_MAX, InlineFs, SLOW_CALLS, SLOW_MS, WINDOW_MS } from '../../src/fs/inline-fs.js';
+
+async function tmp(): Promise<string> {
+  return fs.mkdtemp(path.join(os.tmpdir(), 'tsnfs-inline-'));
+}
+
+for (const enabled of [true, false]) {
+  test(`calls give the same results ${enabled ? 'inline' : 'on the threadpool'}`, async () => {
+    const dir = await tmp();
+    try {
+      const io = new InlineFs(enabled);
+      const p = path.join(dir, 'f');
+      const fd = await io.open(p, C.O_CREAT | C.O_EXCL | C.O_RDWR, 0o600);
+      await fs.writeFile(p, 'hello, inline');
+      await io.fchmod(fd, 0o640);
+      const st = await io.lstat(p);
+      assert.equal(Number(st.mode) & 0o777, 0o640);
+      assert.equal(st.size, 13n);
+      const buf = Buffer.alloc(5);
+      assert.equal(await io.read(fd, buf, 5, 7), 5);
+      assert.equal(buf.toString(), 'inlin');
+      await io.close(fd);
+      const again = await io.open(p, C.O_RDONLY);
+      await io.close(again);
+      await io.unlink(p);
+      assert.equal(await io.tryLstat(p), undefined);
+      assert.equal(await io.tryLstat(path.join(p, 'below')), undefined, 'ENOTDIR is nothing there too');
+      await assert.rejects(io.lstat(p), { code: 'ENOENT' });
+      await assert.rejects(io.unlink(p), { code: 'ENOENT' });
+      await assert.rejects(io.open(p, C.O_RDONLY), { code: 'ENOENT' });
+      assert.equal(io.counters.inline > 0, enabled);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+test('large reads and creating opens always go to the threadpool', async () => {
+  const dir = await tmp();
+  try {
+    const io = new InlineFs(true);
+    const p = path.join(dir, 'big');
+    await fs.writeFile(p, Buffer.alloc(INLINE_READ_MAX + 1, 1));
+    const fd = await io.open(p, C.O_RDONLY);
+    const before = io.counters.inline;
+    assert.equal(await io.read(fd, Buffer.alloc(INLINE_READ_MAX + 1), INLINE_READ_MAX + 1, 0), INLINE_READ_MAX + 1);
+    const made = await io.open(path.join(dir, 'new'), C.O_CREAT | C.O_WRONLY, 0o600);
+    assert.equal(io.counters.inline, before, 'neither ran inline');
+    await io.read(fd, Buffer.alloc(10), 10, 0);
+    assert.equal(io.counters.inline, before + 1, 'a small read does');
+    await io.close(fd);
+    await io.close(made);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+/** A clock that moves `step` ms each time it is read. */
+function steppingClock(step: () => number): () => number {
+  let t = 1000;
+  return () => (t += step());
+}
+
+test(`${SLOW_CALLS} slow calls within ${WINDOW_MS} ms send calls to the threadpool for ${BACKOFF_MS} ms`, async () => {
+  let step = 0;
+  let t = 1000;
+  const clock = () => (t += step);
+  const io = new InlineFs(true, clock);
+  const here = path.resolve('.');
+  // Fast calls: inline.
+  for (let i = 0; i < 10; i++) await io.lstat(here);
+  assert.equal(io.active, true);
+  // Each call now seems to take twice SLOW_MS.
+  step = SLOW_MS * 2;
+  for (let i = 0; i < SLOW_CALLS - 1; i++) await io.lstat(here);
+  assert.equal(io.active, true, 'fewer slow calls than SLOW_CALLS: still inline');
+  await io.lstat(here);
+  step = 0;
+  assert.equal(io.active, false, 'backed off');
+  assert.equal(io.counters.backoffs, 1);
+  const inline = io.counters.inline;
+  await io.lstat(here);
+  assert.equal(io.counters.inline, inline, 'on the threadpool meanwhile');
+  t += BACKOFF_MS;
+  assert.equal(io.active, true, 'inline again after the backoff');
+});
+
+test('slow calls spread wider than the window do not back off', async () => {
+  let slow = false;
+  let t = 1000;
+  const io = new InlineFs(true, () => (t += slow ? SLOW_MS * 2 : 0));
+  const here = path.resolve('.');
+  for (let i = 0; i < SLOW_CALLS * 3; i++) {
+    slow = true;
+    await io.lstat(here);
+    slow = false;
+    t += WINDOW_MS; // the next slow call comes a whole window later
+  }
+  assert.equal(io.counters.backoffs, 0);
+  assert.equal(io.active, true);
+});
+
+test('disabled: never inline', async () => {
+  const io = new InlineFs(false, steppingClock(() => 0));
+  await io.lstat(path.resolve('.'));
+  assert.equal(io.active, false);
+  assert.equal(io.counters.inline, 0);
+});
