@@ -14,16 +14,17 @@
 // creates a file, which takes 50-100 µs of the kernel's time (allocating the
 // inode, inserting the name): like a large read's copy, that is real work,
 // better done by a worker thread on the other core while the event loop goes
-// on. A call that has to wait
-// for the device (or is slow for any other reason) stalls every connection,
-// so each inline call is timed, and SLOW_CALLS calls slower than SLOW_MS
-// within WINDOW_MS send every call to the threadpool for BACKOFF_MS. (One
-// slow call alone proves little: a thread preempted in the middle of a
-// cached lstat looks slow too, and on a busy 2-core machine that happens
-// every few thousand calls.) A cold tree walk thus costs a few stalls of one
-// device read now and then, not one per call. Large reads always go to the
-// threadpool: their copy is real work, which a worker thread does on the
-// other core.
+// on.
+//
+// A call that has to wait for the device (or is slow for any other reason)
+// stalls every connection, so each inline call is timed, and SLOW_CALLS
+// calls slower than SLOW_MS within WINDOW_MS send every call to the
+// threadpool for BACKOFF_MS. (One slow call alone proves little: a thread
+// preempted in the middle of a cached lstat looks slow too, and on a busy
+// 2-core machine that happens every few thousand calls.) A cold tree walk
+// thus costs a few stalls of one device read now and then, not one per
+// call. What this gives up: device reads faster than SLOW_MS (NVMe) run
+// inline one at a time, where the threadpool would overlap four.
 //
 // Inline calls are only for local disk file systems (the caller decides):
 // on NFS or FUSE even a cached lstat may wait on the network.

@@ -81,8 +81,9 @@ export interface LocalBackendOptions {
   /** Largest READ served in one call (default 4 MiB). */
   maxRead?: number;
   /**
-   * Make lstat and small reads inline while they are fast (see inline-fs.ts);
-   * only on local disk file systems. Default true.
+   * Make lstat, small reads, open, close, chmod, chown and unlink inline
+   * while they are fast (see inline-fs.ts); only on local disk file
+   * systems. Default true.
    */
   inlineCalls?: boolean;
   /** `index` keeps identity stamps in the index even where birth times exist. */

@@ -76,6 +76,9 @@ export class ServerStats {
   private readonly duration: Histogram<string>;
   private readonly bytesRead: Counter<string>;
   private readonly bytesWritten: Counter<string>;
+  /** Label children by transport: labels() hashes its arguments on every call. */
+  private readonly readBy = new Map<Transport, Counter.Internal>();
+  private readonly writtenBy = new Map<Transport, Counter.Internal>();
   private readonly accepted: Counter<string>;
   private connectionSource: (() => number) | undefined;
   private openConnections = 0;
@@ -125,11 +128,15 @@ export class ServerStats {
   }
 
   addBytesRead(n: number, transport: Transport = 'rpc'): void {
-    this.bytesRead.labels(transport).inc(n);
+    let c = this.readBy.get(transport);
+    if (!c) this.readBy.set(transport, (c = this.bytesRead.labels(transport)));
+    c.inc(n);
   }
 
   addBytesWritten(n: number, transport: Transport = 'rpc'): void {
-    this.bytesWritten.labels(transport).inc(n);
+    let c = this.writtenBy.get(transport);
+    if (!c) this.writtenBy.set(transport, (c = this.bytesWritten.labels(transport)));
+    c.inc(n);
   }
 
   connectionOpened(): void {
