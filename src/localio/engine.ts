@@ -39,6 +39,14 @@
 // every byte is written (by the IoEngine), and a failure reports the prefix
 // that landed (`bytesDone`), never the whole.
 //
+// Throttling (the loop device's PF_LOCAL_THROTTLE rule): application
+// writers wait at the client's dirty limit (DirtyAccountant, in the
+// write-back cache); the writes and commits this engine carries are that
+// cache's writeback and never reserve dirty memory, so they always drain.
+// They wait only for bounce buffers and for the gate below, which IO in
+// flight releases by completing. The IoEngine's threads run as IO flushers
+// (PR_SET_IO_FLUSHER: PF_LOCAL_THROTTLE | PF_MEMALLOC_NOIO) where allowed.
+//
 // Direct and buffered writes of one file never run at the same time (a
 // KindGate per grant): a direct write flushes and drops the page-cache pages
 // it covers, and a buffered write in flight on a page it shares (or a large
