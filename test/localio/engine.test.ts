@@ -22,7 +22,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { connect } from '../../src/client/index.js';
-import { EngineIo } from '../../src/localio/io.js';
+import { EngineIo, type SyncKind } from '../../src/localio/io.js';
 import { GrantedFile, LocalioEngine, type CacheMode, type DirectDescriptor } from '../../src/localio/engine.js';
 import { IoEngine, native, nativeStatus, openODirect, type DioAlign } from '../../src/native/index.js';
 import { mountXfs, type ScratchMount } from '../native/scratch-fs.js';
@@ -86,7 +86,14 @@ describe('LocalioEngine on real files', { skip, timeout: 300_000 }, () => {
       await fc.assert(
         fc.asyncProperty(
           fc.array(
-            fc.record({ write: fc.boolean(), pos: fc.integer({ min: 0, max: 600_000 }), len: fc.integer({ min: 1, max: 300_000 }), pieces: fc.integer({ min: 1, max: 4 }), memOff: fc.integer({ min: 0, max: 7 }) }),
+            fc.record({
+              write: fc.boolean(),
+              pos: fc.integer({ min: 0, max: 600_000 }),
+              len: fc.integer({ min: 1, max: 300_000 }),
+              pieces: fc.integer({ min: 1, max: 4 }),
+              memOff: fc.integer({ min: 0, max: 7 }),
+              sync: fc.constantFrom<SyncKind>('none', 'data', 'file'),
+            }),
             { minLength: 1, maxLength: 12 },
           ),
           async (ops) => {
@@ -102,7 +109,7 @@ describe('LocalioEngine on real files', { skip, timeout: 300_000 }, () => {
                   // Pieces as the write-back cache hands them: several views, any sizes.
                   const cut = Array.from({ length: op.pieces - 1 }, (_, i) => Math.floor(((i + 1) * op.len) / op.pieces));
                   const pieces = [0, ...cut].map((s, i) => data.subarray(s, i + 1 < op.pieces ? cut[i] : op.len));
-                  const n = await e.write(f, pieces, op.len, op.pos, 'none');
+                  const n = await e.write(f, pieces, op.len, op.pos, op.sync);
                   assert.equal(n, op.len);
                   if (op.pos + op.len > model.length) model = Buffer.concat([model, Buffer.alloc(op.pos + op.len - model.length)]);
                   data.copy(model, op.pos);
