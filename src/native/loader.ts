@@ -101,6 +101,7 @@ export interface NativeAddon {
     threads: number,
     queueDepth: number,
     onBatch: (count: number) => void,
+    maxThreads?: number,
   ): { handle: RawEngineHandle; results: Int32Array; threads: number };
   engineSubmit(
     handle: RawEngineHandle,

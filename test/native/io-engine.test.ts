@@ -208,6 +208,34 @@ describe('IoEngine queue depth', { skip }, () => {
   });
 });
 
+describe('IoEngine pool growth', { skip }, () => {
+  test('the pool grows to maxThreads while requests wait for a worker, and stays there', async (t) => {
+    const engine = new IoEngine({ threads: 1, maxThreads: 6, queueDepth: 64 });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsnfs-grow-'));
+    t.after(async () => {
+      await engine.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+    assert.equal(engine.stats().threads, 1);
+    assert.equal(engine.stats().maxThreads, 6);
+    const fd = fs.openSync(path.join(dir, 'f'), 'w+');
+    const bufs = Array.from({ length: 40 }, (_, i) => Buffer.alloc(8192, i));
+    const ps = engine.submit(bufs.map((buffer, i) => ({ op: 'write' as const, fd, buffer, position: i * 8192 })));
+    // 40 requests for one worker: five more start at once, no more than allowed.
+    assert.equal(engine.stats().threads, 6);
+    assert.deepEqual(await Promise.all(ps), new Array(40).fill(8192));
+    const reads = bufs.map(() => Buffer.alloc(8192));
+    await Promise.all(engine.submit(reads.map((buffer, i) => ({ op: 'read' as const, fd, buffer, position: i * 8192 }))));
+    reads.forEach((r, i) => assert.ok(r.equals(bufs[i]!)));
+    assert.equal(engine.stats().threads, 6);
+    fs.closeSync(fd);
+  });
+
+  test('maxThreads below threads is refused', () => {
+    assert.throws(() => new IoEngine({ threads: 4, maxThreads: 2 }), RangeError);
+  });
+});
+
 describe('IoEngine and a saturated libuv threadpool', { skip }, () => {
   test('native IO completes while pbkdf2 holds every libuv thread; the fallback waits', async (t) => {
     const poolSize = Number(process.env['UV_THREADPOOL_SIZE'] ?? 4);
