@@ -112,6 +112,8 @@ export interface IoEngineStats {
   batches: number;
   /** Completions that were errors. */
   errors: number;
+  /** O_DIRECT reads sent to the device with Linux AIO instead of a worker (native). */
+  asyncReads: number;
   /** Native workers running as IO flushers (PR_SET_IO_FLUSHER); 0 if refused or fallback. */
   ioFlusherThreads: number;
   /** Why PR_SET_IO_FLUSHER was refused (EPERM without CAP_SYS_RESOURCE), if it was. */
@@ -154,6 +156,7 @@ interface Backend {
   issue(slot: number, req: Norm, kick: boolean): number;
   kick(): void;
   ioFlusher(): { threads: number; error?: string };
+  asyncReads(): number;
   shutdown(): void;
 }
 
@@ -210,6 +213,10 @@ class NativeBackend implements Backend {
     return this.addon.engineStats(this.handle).threads;
   }
 
+  asyncReads(): number {
+    return this.addon.engineStats(this.handle).aioReads ?? 0;
+  }
+
   issue(slot: number, r: Norm, kick: boolean): number {
     return this.addon.engineSubmit(this.handle, slot, r.op, r.fd, r.buffer, r.offset, r.length, r.position, r.rwf, kick);
   }
@@ -247,6 +254,10 @@ class FallbackBackend implements Backend {
 
   liveThreads(): number {
     return this.threads;
+  }
+
+  asyncReads(): number {
+    return 0;
   }
 
   issue(slot: number, r: Norm, _kick: boolean): number {
@@ -444,6 +455,7 @@ export class IoEngine {
       maxQueueDepth: this.maxDepth,
       batches: this.batches,
       errors: this.errors,
+      asyncReads: this.closed ? 0 : this.b.asyncReads(),
       ioFlusherThreads: 0,
     };
     if (!this.closed) {
