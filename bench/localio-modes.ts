@@ -26,6 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { connect, type CacheMode, type NfsClient } from '../src/client/index.js';
 import { EngineIo, SHARED_ENGINE } from '../src/localio/io.js';
 import { IoEngine, allocAligned, dropCachedPages, openODirect, type IoFlags } from '../src/native/index.js';
 import { fioVersion, runFio, type FioJob } from './fio.js';
@@ -40,7 +41,7 @@ const SEQ_DEPTH = 4;
 /** The engine as LOCALIO makes it (src/localio/io.ts sharedLocalIo). */
 const ENGINE = SHARED_ENGINE;
 
-type Mode = 'buffered' | 'dontcache' | 'direct';
+type Mode = CacheMode;
 const MODES: Mode[] = ['buffered', 'dontcache', 'direct'];
 
 interface Point {
@@ -166,13 +167,90 @@ async function rssProbe(dir: string, mib: number): Promise<void> {
     await engine.close();
     fs.rmSync(file, { force: true });
   }
-  process.stdout.write(`${JSON.stringify({ maxRssKiB: process.resourceUsage().maxRSS })}\n`);
+  // VmHWM, the peak of this process image: getrusage's maxrss would count
+  // the parent's memory at fork time too (the parent is large here).
+  const hwm = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  process.stdout.write(`${JSON.stringify({ maxRssKiB: Number(hwm?.[1] ?? process.resourceUsage().maxRSS) })}\n`);
 }
 
 async function peakRss(dir: string, mib: number): Promise<number> {
   const self = fileURLToPath(import.meta.url);
   const { stdout } = await promisify(execFile)(process.execPath, [self, 'rss-probe', dir, String(mib)], { timeout: 600_000 });
   return (JSON.parse(stdout.trim().split('\n').pop()!) as { maxRssKiB: number }).maxRssKiB;
+}
+
+/** A `tsnfs serve` whose export holds the benchmark's file (bench/localio.ts starts it). */
+export interface ModesServer {
+  /** The exported directory (on the file system measured). */
+  dir: string;
+  port: number;
+  registry: string;
+}
+
+const CLIENT_POINTS = POINTS.filter((p) => p.rw !== 'randwrite');
+
+/**
+ * Through the tsnfs client with LOCALIO in `mode` (localioRead and
+ * localioWrite): random 4 KiB reads (rsize 4 KiB, no read-ahead), 1 MiB
+ * sequential reads with SEQ_DEPTH in flight, and a new file in 1 MiB
+ * writes (SEQ_DEPTH in flight) through the write-back cache, then close
+ * (COMMIT). Random 4 KiB writes are left to the engine table: through the
+ * client they land in its write-back cache and go out as large WRITEs.
+ */
+async function clientPoints(srv: ModesServer, file: string, mode: Mode, fd: number): Promise<number[]> {
+  const base = { host: '127.0.0.1', nfsPort: srv.port, mountPort: srv.port, path: srv.dir, localio: true, localioRegistry: srv.registry, localioRead: mode, localioWrite: mode };
+  const small = await connect({ ...base, rsize: KiB4, readahead: 0 });
+  const large = await connect(base);
+  const clients: NfsClient[] = [small, large];
+  try {
+    for (const c of clients) if (!(await c.localioReady(5000))) throw new Error('LOCALIO did not come up; is the native addon built?');
+    const out: number[] = [];
+    for (const p of CLIENT_POINTS) {
+      if (mode === 'buffered') warm(file);
+      else {
+        fs.fsyncSync(fd);
+        dropCachedPages(fd);
+      }
+      if (p.rw === 'write') {
+        const name = `client-${mode}.bin`;
+        const h = await large.open(name, 'w');
+        const bufs = Array.from({ length: p.depth }, () => allocAligned(MiB, KiB4).fill(0x77));
+        let next = 0;
+        const start = performance.now();
+        const end = start + SECONDS * 1000;
+        await Promise.all(
+          bufs.map(async (b) => {
+            while (performance.now() < end && next < FILE_SIZE) {
+              const at = next;
+              next += MiB;
+              await h.write(b, 0, MiB, at);
+            }
+          }),
+        );
+        await h.close(); // writes back and commits
+        out.push(next / MiB / ((performance.now() - start) / 1000));
+        await large.unlink(name);
+        continue;
+      }
+      const c = p.bs === MiB ? large : small;
+      const h = await c.open(path.relative(srv.dir, file), 'r');
+      const bufs = Array.from({ length: p.depth }, () => allocAligned(p.bs, KiB4));
+      let next = 0;
+      const position = p.rw === 'randread' ? () => randomBlock(p.bs) : () => {
+        const at = next;
+        next = (next + p.bs) % FILE_SIZE;
+        return at;
+      };
+      try {
+        out.push(await timed(p.depth, (w) => h.read(bufs[w]!, 0, p.bs, position())));
+      } finally {
+        await h.close();
+      }
+    }
+    return out;
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+  }
 }
 
 function median(xs: number[]): number {
@@ -182,11 +260,14 @@ function median(xs: number[]): number {
 
 const fmt = (n: number): string => (n >= 100 ? Math.round(n).toString() : n.toFixed(1));
 
-/** Runs the modes benchmark; answers the report (a table per part). */
-export async function runModes(): Promise<string> {
+/**
+ * Runs the modes benchmark; answers the report (a table per part). With a
+ * server, the file is in its export and the client is measured too.
+ */
+export async function runModes(srv?: ModesServer): Promise<string> {
   const fio = await fioVersion();
   if (!fio) return 'modes: fio is not installed (apt-get install fio); skipped\n';
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsnfs-bench-modes-'));
+  const dir = fs.mkdtempSync(path.join(srv?.dir ?? os.tmpdir(), 'tsnfs-bench-modes-'));
   const file = path.join(dir, 'data.bin');
   try {
     const wfd = fs.openSync(file, 'w');
@@ -201,6 +282,7 @@ export async function runModes(): Promise<string> {
     // samples[point][column]
     const cols = ['buffered', 'dontcache', 'direct', 'fio buffered', 'fio direct'] as const;
     const samples = POINTS.map(() => Object.fromEntries(cols.map((c) => [c, [] as number[]])) as Record<(typeof cols)[number], number[]>);
+    const clientSamples = POINTS.map(() => ({ buffered: [] as number[], dontcache: [] as number[], direct: [] as number[] }));
     try {
       for (let round = 0; round < ROUNDS; round++) {
         for (let i = 0; i < POINTS.length; i++) {
@@ -219,6 +301,14 @@ export async function runModes(): Promise<string> {
           s['fio direct'].push(await fioPoint(file, true, p));
         }
         process.stderr.write(`modes: round ${round + 1}/${ROUNDS} done\n`);
+      }
+      if (srv) {
+        for (let round = 0; round < ROUNDS; round++) {
+          for (const m of MODES) {
+            const got = await clientPoints(srv, file, m, buffered);
+            CLIENT_POINTS.forEach((p, i) => clientSamples[POINTS.indexOf(p)]![m].push(got[i]!));
+          }
+        }
       }
     } finally {
       await io.close();
@@ -248,7 +338,7 @@ export async function runModes(): Promise<string> {
 
     const unit = (p: Point): string => (p.bs === MiB ? 'MiB/s' : 'IOPS');
     const lines = [
-      `LOCALIO IO engine by cache mode vs fio (${fio}, libaio): ${FILE_MIB} MiB file on ${os.tmpdir()}, ${SECONDS} s per point, median of ${ROUNDS}; engine ${ENGINE.threads}-${ENGINE.maxThreads} threads, queue ${ENGINE.queueDepth} (node ${process.version}, ${os.cpus().length} CPUs)`,
+      `the IoEngine on a descriptor, by cache mode, vs fio (${fio}, libaio): ${FILE_MIB} MiB file on ${os.tmpdir()}, ${SECONDS} s per point, median of ${ROUNDS}; engine ${ENGINE.threads}-${ENGINE.maxThreads} threads, queue ${ENGINE.queueDepth} (node ${process.version}, ${os.cpus().length} CPUs)`,
       'point             | unit  | buffered | dontcache |   direct | fio buffered | fio direct | buffered/fio | dontcache/fio direct | direct/fio',
     ];
     POINTS.forEach((p, i) => {
@@ -258,6 +348,26 @@ export async function runModes(): Promise<string> {
         `${p.key.padEnd(17)} | ${unit(p).padEnd(5)} | ${fmt(m('buffered')).padStart(8)} | ${fmt(m('dontcache')).padStart(9)} | ${fmt(m('direct')).padStart(8)} | ${fmt(m('fio buffered')).padStart(12)} | ${fmt(m('fio direct')).padStart(10)} | ${`${(m('buffered') / m('fio buffered')).toFixed(2)}x`.padStart(12)} | ${`${(m('dontcache') / m('fio direct')).toFixed(2)}x`.padStart(20)} | ${`${(m('direct') / m('fio direct')).toFixed(2)}x`.padStart(10)}`,
       );
     });
+    if (srv) {
+      lines.push(
+        '',
+        `through the tsnfs client, LOCALIO with localioRead/localioWrite = the mode (file in the server's export; 1M writes: a new file through the write-back cache, then close/COMMIT)`,
+        'point             | unit  | buffered | dontcache |   direct | fio buffered | fio direct | buffered/fio | dontcache/fio direct | direct/fio',
+      );
+      for (const p of CLIENT_POINTS) {
+        const i = POINTS.indexOf(p);
+        const c = clientSamples[i]!;
+        const f = samples[i]!;
+        const b = median(c.buffered);
+        const dc = median(c.dontcache);
+        const d = median(c.direct);
+        const fb = median(f['fio buffered']);
+        const fd = median(f['fio direct']);
+        lines.push(
+          `${p.key.padEnd(17)} | ${unit(p).padEnd(5)} | ${fmt(b).padStart(8)} | ${fmt(dc).padStart(9)} | ${fmt(d).padStart(8)} | ${fmt(fb).padStart(12)} | ${fmt(fd).padStart(10)} | ${`${(b / fb).toFixed(2)}x`.padStart(12)} | ${`${(dc / fd).toFixed(2)}x`.padStart(20)} | ${`${(d / fd).toFixed(2)}x`.padStart(10)}`,
+        );
+      }
+    }
     lines.push(
       '',
       'buffered 4K random read of the cached file: EngineIo (LOCALIO read path) vs plain Node fs.read, ops/s',

@@ -343,6 +343,17 @@ async function main(): Promise<void> {
   }
 }
 
+async function modes(): Promise<void> {
+  const s = await startServer();
+  try {
+    process.stdout.write(await runModes({ dir: s.dir, port: s.port, registry: s.registry }));
+  } finally {
+    s.child.kill('SIGTERM');
+    await sleep(200);
+    fs.rmSync(s.root, { recursive: true, force: true });
+  }
+}
+
 const part = process.env.BENCH_PART ?? 'client';
 if (part === 'client' || part === 'all') await main();
-if (part === 'modes' || part === 'all') process.stdout.write(await runModes());
+if (part === 'modes' || part === 'all') await modes();
