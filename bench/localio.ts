@@ -24,6 +24,9 @@
 // BENCH_SECONDS (default 1) per read point; BENCH_FILE_MIB (default 256).
 // Prints a table and the server's NFS READ/WRITE counts for each client
 // (LOCALIO on must leave them at zero).
+//
+// BENCH_PART=modes runs the IO engine's cache modes against fio instead
+// (bench/localio-modes.ts); BENCH_PART=all runs both.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -34,6 +37,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { connect, type NfsClient, type NfsFileHandle } from '../src/client/index.js';
 import { freePorts, waitForPort } from '../test/peers/ports.js';
+import { runModes } from './localio-modes.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 1);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -339,4 +343,17 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+async function modes(): Promise<void> {
+  const s = await startServer();
+  try {
+    process.stdout.write(await runModes({ dir: s.dir, port: s.port, registry: s.registry }));
+  } finally {
+    s.child.kill('SIGTERM');
+    await sleep(200);
+    fs.rmSync(s.root, { recursive: true, force: true });
+  }
+}
+
+const part = process.env.BENCH_PART ?? 'client';
+if (part === 'client' || part === 'all') await main();
+if (part === 'modes' || part === 'all') await modes();

@@ -226,16 +226,21 @@ export class EngineIo implements LocalIo {
   }
 }
 
+/** The engine LOCALIO shares (and its benchmark measures). */
+export const SHARED_ENGINE = { threads: 4, maxThreads: 32, queueDepth: 128 } as const;
+
 let shared: LocalIo | undefined;
 
 /**
  * The IO path every LOCALIO client of this process shares: the IoEngine
- * (4 threads, 128 requests deep), or plain fs with TSNFS_LOCALIO_IO=fs.
+ * (4 threads, growing to 32 while requests wait, as direct IO needs a worker
+ * per request in flight; 128 requests deep), or plain fs with
+ * TSNFS_LOCALIO_IO=fs.
  * It never keeps the event loop alive while idle.
  */
 export function sharedLocalIo(): LocalIo {
   if (!shared) {
-    shared = process.env['TSNFS_LOCALIO_IO'] === 'fs' ? new FsIo() : new EngineIo(new IoEngine({ threads: 4, queueDepth: 128 }));
+    shared = process.env['TSNFS_LOCALIO_IO'] === 'fs' ? new FsIo() : new EngineIo(new IoEngine(SHARED_ENGINE));
   }
   return shared;
 }

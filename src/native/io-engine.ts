@@ -78,6 +78,13 @@ export type IoCallback = (err: IoError | null, bytes: number) => void;
 export interface IoEngineOptions {
   /** Worker threads (native) or concurrent fs calls (fallback). Default 4. */
   threads?: number;
+  /**
+   * Native: the pool grows up to this many workers while requests wait and
+   * every worker is busy (IO that blocks on the device, O_DIRECT above all,
+   * needs a worker per request in flight); a worker stays until close().
+   * Default: `threads` (no growth). The fallback ignores it.
+   */
+  maxThreads?: number;
   /** Requests in the engine at once; more wait in a FIFO. Default 128. */
   queueDepth?: number;
   /** 'auto' (default) uses the addon when available. */
@@ -86,7 +93,10 @@ export interface IoEngineOptions {
 
 export interface IoEngineStats {
   backend: 'native' | 'fallback';
+  /** Workers running now (native: `threads`, more once the pool grew). */
   threads: number;
+  /** The most workers the pool may grow to. */
+  maxThreads: number;
   queueDepth: number;
   /** Requests accepted. */
   submitted: number;
@@ -102,6 +112,8 @@ export interface IoEngineStats {
   batches: number;
   /** Completions that were errors. */
   errors: number;
+  /** O_DIRECT reads sent to the device with Linux AIO instead of a worker (native). */
+  asyncReads: number;
   /** Native workers running as IO flushers (PR_SET_IO_FLUSHER); 0 if refused or fallback. */
   ioFlusherThreads: number;
   /** Why PR_SET_IO_FLUSHER was refused (EPERM without CAP_SYS_RESOURCE), if it was. */
@@ -135,12 +147,16 @@ interface Waiting {
 interface Backend {
   readonly kind: 'native' | 'fallback';
   readonly threads: number;
+  readonly maxThreads: number;
+  /** Workers running now. */
+  liveThreads(): number;
   /** How many requests it takes at once (slots 0..capacity-1). */
   readonly capacity: number;
   /** Starts `req` in `slot`: 0, or a negative errno (then nothing started). */
   issue(slot: number, req: Norm, kick: boolean): number;
   kick(): void;
   ioFlusher(): { threads: number; error?: string };
+  asyncReads(): number;
   shutdown(): void;
 }
 
@@ -181,15 +197,24 @@ class NativeBackend implements Backend {
   constructor(
     private readonly addon: NativeAddon,
     threads: number,
+    readonly maxThreads: number,
     queueDepth: number,
     onBatch: (results: Int32Array, count: number) => void,
   ) {
     let results: Int32Array | undefined;
-    const made = addon.engineCreate(threads, queueDepth, (count) => onBatch(results!, count));
+    const made = addon.engineCreate(threads, queueDepth, (count) => onBatch(results!, count), maxThreads);
     results = made.results;
     this.handle = made.handle;
     this.threads = made.threads;
     this.capacity = queueDepth;
+  }
+
+  liveThreads(): number {
+    return this.addon.engineStats(this.handle).threads;
+  }
+
+  asyncReads(): number {
+    return this.addon.engineStats(this.handle).aioReads ?? 0;
   }
 
   issue(slot: number, r: Norm, kick: boolean): number {
@@ -217,12 +242,22 @@ function errnoOf(err: NodeJS.ErrnoException): number {
 class FallbackBackend implements Backend {
   readonly kind = 'fallback' as const;
   readonly capacity: number;
+  readonly maxThreads: number;
 
   constructor(
     readonly threads: number,
     private readonly complete: (slot: number, result: number, partial: number) => void,
   ) {
     this.capacity = threads;
+    this.maxThreads = threads;
+  }
+
+  liveThreads(): number {
+    return this.threads;
+  }
+
+  asyncReads(): number {
+    return 0;
   }
 
   issue(slot: number, r: Norm, _kick: boolean): number {
@@ -311,13 +346,17 @@ export class IoEngine {
 
   constructor(opts: IoEngineOptions = {}) {
     const threads = opts.threads ?? 4;
+    const maxThreads = opts.maxThreads ?? threads;
     const depth = opts.queueDepth ?? 128;
     if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new RangeError(`threads must be 1..256, got ${threads}`);
+    if (!Number.isInteger(maxThreads) || maxThreads < threads || maxThreads > 256) {
+      throw new RangeError(`maxThreads must be threads..256, got ${maxThreads}`);
+    }
     if (!Number.isInteger(depth) || depth < 1 || depth > 65536) throw new RangeError(`queueDepth must be 1..65536, got ${depth}`);
     const want = opts.backend ?? 'auto';
     if (want === 'native' && !native) throw new Error('IoEngine: the native backend is unavailable');
     if (native && want !== 'fallback') {
-      this.b = new NativeBackend(native, threads, depth, (results, count) => this.onBatch(results, count));
+      this.b = new NativeBackend(native, threads, maxThreads, depth, (results, count) => this.onBatch(results, count));
       this.syscalls = SYSCALLS_NATIVE;
     } else {
       this.b = new FallbackBackend(Math.min(threads, depth), (slot, result, partial) => this.onOne(slot, result, partial));
@@ -406,7 +445,8 @@ export class IoEngine {
     const waiting = this.waitQ.length - this.waitHead;
     const stats: IoEngineStats = {
       backend: this.backend,
-      threads: this.threads,
+      threads: this.closed ? this.threads : this.b.liveThreads(),
+      maxThreads: this.b.maxThreads,
       queueDepth: this.queueDepth,
       submitted: this.submitted,
       completed: this.completed,
@@ -415,6 +455,7 @@ export class IoEngine {
       maxQueueDepth: this.maxDepth,
       batches: this.batches,
       errors: this.errors,
+      asyncReads: this.closed ? 0 : this.b.asyncReads(),
       ioFlusherThreads: 0,
     };
     if (!this.closed) {

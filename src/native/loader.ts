@@ -62,6 +62,9 @@ export interface RawEngineStats {
   threads: number;
   ioFlusherThreads: number;
   ioFlusherErrno: number;
+  /** O_DIRECT reads started with Linux AIO, and of those, handed to a worker (EAGAIN). */
+  aioReads?: number;
+  aioPunted?: number;
 }
 
 /** An opaque engine handle (a type-tagged N-API external). */
@@ -101,6 +104,7 @@ export interface NativeAddon {
     threads: number,
     queueDepth: number,
     onBatch: (count: number) => void,
+    maxThreads?: number,
   ): { handle: RawEngineHandle; results: Int32Array; threads: number };
   engineSubmit(
     handle: RawEngineHandle,

@@ -208,6 +208,73 @@ describe('IoEngine queue depth', { skip }, () => {
   });
 });
 
+describe('IoEngine pool growth', { skip }, () => {
+  test('the pool grows to maxThreads while requests wait for a worker, and stays there', async (t) => {
+    const engine = new IoEngine({ threads: 1, maxThreads: 6, queueDepth: 64 });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsnfs-grow-'));
+    t.after(async () => {
+      await engine.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+    assert.equal(engine.stats().threads, 1);
+    assert.equal(engine.stats().maxThreads, 6);
+    const fd = fs.openSync(path.join(dir, 'f'), 'w+');
+    const bufs = Array.from({ length: 40 }, (_, i) => Buffer.alloc(8192, i));
+    const ps = engine.submit(bufs.map((buffer, i) => ({ op: 'write' as const, fd, buffer, position: i * 8192 })));
+    // 40 requests for one worker: five more start at once, no more than allowed.
+    assert.equal(engine.stats().threads, 6);
+    assert.deepEqual(await Promise.all(ps), new Array(40).fill(8192));
+    const reads = bufs.map(() => Buffer.alloc(8192));
+    await Promise.all(engine.submit(reads.map((buffer, i) => ({ op: 'read' as const, fd, buffer, position: i * 8192 }))));
+    reads.forEach((r, i) => assert.ok(r.equals(bufs[i]!)));
+    assert.equal(engine.stats().threads, 6);
+    fs.closeSync(fd);
+  });
+
+  test('maxThreads below threads is refused', () => {
+    assert.throws(() => new IoEngine({ threads: 4, maxThreads: 2 }), RangeError);
+  });
+});
+
+describe('IoEngine O_DIRECT reads with Linux AIO', { skip }, () => {
+  test('direct reads go to the device without a worker each, and read the right bytes', async (t) => {
+    const engine = new IoEngine({ threads: 2, queueDepth: 64 });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsnfs-aio-'));
+    t.after(async () => {
+      await engine.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+    const file = path.join(dir, 'f');
+    const data = randomBytes(256 * 4096);
+    fs.writeFileSync(file, data);
+    let fd: number;
+    try {
+      fd = openODirect(file);
+    } catch (err) {
+      t.skip(`no O_DIRECT here: ${(err as Error).message}`);
+      return;
+    }
+    try {
+      const order = Array.from({ length: 256 }, (_, i) => (i * 97) % 256);
+      const bufs = order.map(() => allocAligned(4096, 4096));
+      const got = await Promise.all(engine.submit(order.map((blk, i) => ({ op: 'read' as const, fd, buffer: bufs[i]!, position: blk * 4096 }))));
+      assert.deepEqual(got, new Array(256).fill(4096));
+      order.forEach((blk, i) => assert.ok(bufs[i]!.equals(data.subarray(blk * 4096, (blk + 1) * 4096)), `block ${blk}`));
+      const s = engine.stats();
+      t.diagnostic(`${s.asyncReads} of 256 reads through AIO; ${s.threads} workers`);
+      assert.ok(s.asyncReads > 0, 'AIO carried the direct reads');
+      assert.equal(s.threads, 2, 'no worker per read');
+      // Past the end of the file: a short (empty) read, as a worker would answer.
+      assert.equal(await engine.run({ op: 'read', fd, buffer: bufs[0]!, position: 300 * 4096 }), 0);
+      // Misaligned: the kernel's EINVAL, as on the workers.
+      const e = await rejection(engine.run({ op: 'read', fd, buffer: bufs[0]!, position: 100 }));
+      assert.equal(e.code, 'EINVAL');
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+});
+
 describe('IoEngine and a saturated libuv threadpool', { skip }, () => {
   test('native IO completes while pbkdf2 holds every libuv thread; the fallback waits', async (t) => {
     const poolSize = Number(process.env['UV_THREADPOOL_SIZE'] ?? 4);
