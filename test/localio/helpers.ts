@@ -231,6 +231,7 @@ export class ClientChild {
 
 export interface ChildStats {
   nfsOps: Record<string, number>;
+  writeback: { dirtyBytes: number; peakDirtyBytes: number; hardLimit: number; throttled: number; throttledMs: number };
   localio: {
     state: string;
     mode?: string;
