@@ -5,6 +5,7 @@
 export { startServer, defaultPorts, version } from './server/index.js';
 export type { ServeOptions, RunningServer } from './server/index.js';
 export * from './client/index.js';
+export type { CacheMode } from './localio/index.js';
 export { LocalBackend, MemoryBackend, FsError, Access, toFsError } from './fs/index.js';
 export type { Backend, Attrs, SetAttrs, Cred, LocalBackendOptions, MemoryBackendOptions } from './fs/index.js';
 /** Storage-side names that the client also uses (FileType, StableHow) live in the `fs` namespace. */

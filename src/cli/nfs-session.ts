@@ -14,8 +14,10 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { once } from 'node:events';
 import { posix } from 'node:path';
-import { connect, getPort, optionsFromUrl, parseNfsUrl, ProgramClient, NfsError, type ClientStats, type NfsClient, type NfsUrl } from '../client/index.js';
+import { connect, getPort, optionsFromUrl, parseNfsUrl, ProgramClient, NfsError, type ClientStats, type ConnectOptions, type NfsClient, type NfsUrl } from '../client/index.js';
+import { parseCacheModeOption } from './options.js';
 import { MOUNT_V3_TABLE } from '../proto/mount3.gen.js';
+import type { CacheMode } from '../localio/engine.js';
 import { RpcClient } from '../rpc/index.js';
 
 /** A mistake in how the command was called: exit status 2. */
@@ -132,6 +134,9 @@ export class Session {
   private readonly opened: NfsClient[] = [];
   private closed: Promise<unknown[]> | undefined;
 
+  /** `overrides` apply to every mount, over what the URLs say (command-line options). */
+  constructor(private readonly overrides: Partial<ConnectOptions> = {}) {}
+
   /** Mount what `arg` (an nfs:// URL) is on and find the path inside it. */
   async resolve(arg: string): Promise<NfsTarget> {
     let u: NfsUrl;
@@ -196,7 +201,7 @@ export class Session {
     if (!p) {
       p = (async () => {
         if (this.closed) throw new Error('session closed');
-        const client = await connect({ ...optionsFromUrl(u), path: '/' + root.join('/') });
+        const client = await connect({ ...optionsFromUrl(u), path: '/' + root.join('/') }, this.overrides);
         this.opened.push(client);
         return client;
       })();
@@ -288,6 +293,16 @@ export async function emit(text: string): Promise<void> {
 
 export interface CommonFlags {
   stats?: boolean;
+  localioRead?: CacheMode;
+  localioWrite?: CacheMode;
+}
+
+/** What the common flags change in every connect() of the command. */
+export function connectOverrides(flags: CommonFlags): Partial<ConnectOptions> {
+  const o: Partial<ConnectOptions> = {};
+  if (flags.localioRead) o.localioRead = flags.localioRead;
+  if (flags.localioWrite) o.localioWrite = flags.localioWrite;
+  return o;
 }
 
 /** Counts failures and prints them as shell tools do: "tsnfs: cannot stat 'x': No such file or directory". */
@@ -313,9 +328,9 @@ export class Reporter {
  * `--stats`, their counters printed as one JSON object on stderr. The exit
  * status is 1 when anything failed.
  */
-export async function runVerb(flags: CommonFlags, body: (session: Session, report: Reporter) => Promise<void>): Promise<void> {
+export async function runVerb(flags: CommonFlags, body: (session: Session, report: Reporter) => Promise<void>, overrides: Partial<ConnectOptions> = {}): Promise<void> {
   watchStdout();
-  const session = new Session();
+  const session = new Session({ ...connectOverrides(flags), ...overrides });
   const report = new Reporter();
   // Node exits when nothing is left to wait for, even with this verb unfinished: never let that pass for success.
   const unfinished = (): void => {
@@ -342,7 +357,10 @@ export async function runVerb(flags: CommonFlags, body: (session: Session, repor
 
 /** Adds the options every client verb has. */
 export function withClientOptions(cmd: Command): Command {
-  return cmd.option('--stats', "print the client's counters as JSON on stderr when done");
+  return cmd
+    .option('--stats', "print the client's counters as JSON on stderr when done")
+    .option('--localio-read <mode>', 'LOCALIO reads: buffered (default), dontcache or direct (as localio_read= in URLs)', parseCacheModeOption)
+    .option('--localio-write <mode>', 'LOCALIO writes: buffered (default), dontcache or direct (as localio_write= in URLs)', parseCacheModeOption);
 }
 
 /** A commander parser for octal modes ('755', '0o700'). */

@@ -12,9 +12,11 @@ import { ProgramClient } from './program.js';
 import { parseNfsUrl, type NfsUrl } from './url.js';
 import type { RpcClient } from '../rpc/index.js';
 import { LocalioClient } from '../localio/client.js';
+import { parseCacheMode, type CacheMode } from '../localio/engine.js';
 
 export { NfsClient, pathComponents } from './client.js';
-export type { LocalioClientStats } from '../localio/client.js';
+export type { LocalioClientStats, LocalioIoStats } from '../localio/client.js';
+export type { CacheMode, LocalioEngineStats } from '../localio/engine.js';
 export type { ClientStats, ClientTuning, LocalioAttachment, MkdirOptions, ReaddirOptions, RmOptions } from './client.js';
 export { NfsFileHandle, parseOpenFlags } from './file.js';
 export type { OpenMode } from './file.js';
@@ -73,6 +75,17 @@ export interface ConnectOptions extends ClientTuning {
   localio?: boolean;
   /** LOCALIO's registry directory (default: TSNFS_LOCALIO_REGISTRY, /run/tsnfs/localio as root, else under XDG_RUNTIME_DIR). */
   localioRegistry?: string;
+  /**
+   * How LOCALIO reads and writes use the server's page cache: 'buffered'
+   * (default for both), 'dontcache' (RWF_DONTCACHE: the pages are dropped
+   * after the IO; buffered where the kernel or file system lacks it) or
+   * 'direct' (O_DIRECT, split or widened to the file's alignment; buffered
+   * where the file system has no direct IO). URL: `localio_read=`, `localio_write=`.
+   */
+  localioRead?: CacheMode;
+  localioWrite?: CacheMode;
+  /** Bytes of aligned bounce buffers reserved for direct mode (default: 8 max-size IOs; at least one). */
+  localioBufferPool?: number;
   logger?: Logger;
 }
 
@@ -95,7 +108,13 @@ export function optionsFromUrl(u: NfsUrl): ConnectOptions {
   if (u.acdirmax !== undefined) o.acdirmax = u.acdirmax;
   if (u.lookupCache !== undefined) o.lookupCache = u.lookupCache;
   if (u.localio !== undefined) o.localio = u.localio;
+  if (u.localioRead !== undefined) o.localioRead = u.localioRead;
+  if (u.localioWrite !== undefined) o.localioWrite = u.localioWrite;
   return o;
+}
+
+function checkMode(v: CacheMode | undefined, name: string): CacheMode | undefined {
+  return v === undefined ? undefined : parseCacheMode(v, name);
 }
 
 /**
@@ -112,6 +131,8 @@ export async function connect(target: string | ConnectOptions, overrides: Partia
   const soft = o.soft === true;
   const timeoutMs = soft ? o.timeoutMs || 30_000 : 0;
   const path = o.path ?? '/';
+  const localioRead = checkMode(o.localioRead, 'localioRead');
+  const localioWrite = checkMode(o.localioWrite, 'localioWrite');
 
   const nfsPort = o.nfsPort ?? (await getPort(o.host, NFS_V3_TABLE.prog, NFS_V3_TABLE.vers, o.portmapPort, mountTimeoutMs));
   const mountPort = o.mountPort ?? (await getPort(o.host, MOUNT_V3_TABLE.prog, MOUNT_V3_TABLE.vers, o.portmapPort, mountTimeoutMs));
@@ -156,7 +177,19 @@ export async function connect(target: string | ConnectOptions, overrides: Partia
       o,
     );
     // LOCALIO probes in the background: the mount does not wait for it.
-    const lio = new LocalioClient({ rpc: nfsRpc, fallback: client.rpcTransport, ids: cred, enabled: o.localio !== false, registry: o.localioRegistry, logger: o.logger });
+    const lio = new LocalioClient({
+      rpc: nfsRpc,
+      fallback: client.rpcTransport,
+      ids: cred,
+      enabled: o.localio !== false,
+      registry: o.localioRegistry,
+      logger: o.logger,
+      readMode: localioRead,
+      writeMode: localioWrite,
+      bufferPoolBytes: o.localioBufferPool,
+      maxIoBytes: Math.max(client.rsize, client.wsize),
+      dirty: client.accountant,
+    });
     client.attachLocalio(lio);
     lio.start();
     return client;

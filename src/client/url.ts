@@ -7,8 +7,10 @@
 // the portmapper is never asked. The other arguments libnfs accepts are
 // recognised (most have no effect here); tsnfs adds a few of its own (soft,
 // timeo, rsize, wsize, portmapport, acregmin, acregmax, acdirmin, acdirmax,
-// actimeo, noac, localio). An unknown argument is an error, so a typo does
-// not pass silently.
+// actimeo, noac, localio, localio_read, localio_write). An unknown argument
+// is an error, so a typo does not pass silently.
+
+import { isCacheMode, type CacheMode } from '../localio/engine.js';
 
 export interface NfsUrl {
   host: string;
@@ -39,6 +41,9 @@ export interface NfsUrl {
   lookupCache?: boolean;
   /** `localio=0` keeps file data on RPC even when the server is on this host. */
   localio?: boolean;
+  /** `localio_read=`, `localio_write=`: LOCALIO's cache mode per direction (buffered, dontcache, direct). */
+  localioRead?: CacheMode;
+  localioWrite?: CacheMode;
   /** Every argument as given. */
   params: Record<string, string>;
 }
@@ -65,6 +70,11 @@ function flag(name: string, v: string): boolean {
   if (v === '' || v === '1' || v === 'true' || v === 'yes') return true;
   if (v === '0' || v === 'false' || v === 'no') return false;
   throw new TypeError(`nfs URL: ${name}=${v} is not a boolean`);
+}
+
+function cacheMode(name: string, v: string): CacheMode {
+  if (!isCacheMode(v)) throw new TypeError(`nfs URL: ${name}=${v} is not a cache mode (buffered, dontcache or direct)`);
+  return v;
 }
 
 /** Parse an nfs:// URL; throws TypeError when it is malformed. */
@@ -154,6 +164,12 @@ export function parseNfsUrl(url: string): NfsUrl {
         break;
       case 'localio':
         out.localio = flag(key, v);
+        break;
+      case 'localio_read':
+        out.localioRead = cacheMode(key, v);
+        break;
+      case 'localio_write':
+        out.localioWrite = cacheMode(key, v);
         break;
       case 'sec':
         if (v !== 'sys') throw new TypeError(`nfs URL: sec=${v} is not supported (only AUTH_SYS)`);

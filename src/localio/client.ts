@@ -32,10 +32,11 @@
 // answers any client. At most `maxGrants` descriptors are held; past that,
 // idle grants are closed, least recently used first.
 //
-// IO on a grant: pread; pwrite, with stable_how kept (UNSTABLE: nothing
-// more; DATA_SYNC: fdatasync; FILE_SYNC: fsync, before answering; an
-// `async` export makes every write UNSTABLE and COMMIT sync nothing, as over
-// RPC); COMMIT is fsync. WRITE and COMMIT answer with wcc data from fstat
+// IO on a grant goes through the LocalioEngine (engine.ts): per direction
+// buffered, dontcache or direct (a second grant of the file, with O_DIRECT),
+// with stable_how kept (UNSTABLE: nothing more; DATA_SYNC and FILE_SYNC are
+// durable before answering; an `async` export makes every write UNSTABLE and
+// COMMIT sync nothing, as over RPC); COMMIT is fsync. WRITE and COMMIT answer with wcc data from fstat
 // before and after, as the server's own attributes (the grant carries the
 // export's fsid= option), and with the write verifier of the server's HELLO,
 // so the write-back cache checks commits as over RPC.
@@ -53,7 +54,7 @@
 
 import fs, { type BigIntStats } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FdChannel, FdListener, fdPassingAvailable, nativeStatus, type ReceivedMessage } from '../native/index.js';
+import { FdChannel, FdListener, fdPassingAvailable, nativeStatus, setODirect, type ReceivedMessage } from '../native/index.js';
 import { LOCALIO_PROGRAM, LOCALIO_V1, LOCALIOPROC, encodeuuid_t } from '../proto/localio.gen.js';
 import { decodeVoid } from '../proto/runtime.js';
 import { stable_how, type fattr3, type nfs_fh3 } from '../proto/nfs3.gen.js';
@@ -68,6 +69,8 @@ import { NfsStatusError } from '../client/errors.js';
 import type { CommitResult, DataTransport, ReadResult, StableHow, WriteResult } from '../client/transport.js';
 import { chan_type, decodechan_msg, encodechan_msg, LOCALIO_CHANNEL_VERSION, type chan_grant, type chan_hello, type chan_msg } from './channel.gen.js';
 import { sharedLocalIo, type LocalIo, type SyncKind } from './io.js';
+import { GrantedFile, idleEngineStats, LocalioEngine, DEFAULT_READ_MODE, DEFAULT_WRITE_MODE, type CacheMode, type DirectDescriptor, type LocalioEngineStats } from './engine.js';
+import type { DirtyAccountant } from '../client/dirty.js';
 import { defaultRegistryDir, prepareRegistryDir, randomUuid, registerInProcess, socketPathFor, sweepStaleSockets } from './registry.js';
 import type { EmbeddedFile, EmbeddedSession } from './server.js';
 
@@ -105,6 +108,17 @@ export interface LocalioClientStats {
   commits: number;
   /** Operations LocalioTransport sent over RPC (no grant, refused, revoked, or not local yet). */
   fallbacks: number;
+  /** How reads and writes on descriptors used the page cache (cache modes, alignment, bounce buffers), and the dirty limit. */
+  io: LocalioIoStats;
+}
+
+/** The engine's counters and the writers' waits at the client's dirty limit. */
+export interface LocalioIoStats extends LocalioEngineStats {
+  /** Application writes that waited at the dirty limit, and how long in all (ms); writeback never waits there. */
+  dirtyWaits: number;
+  dirtyWaitMs: number;
+  dirtyBytes: number;
+  dirtyLimit: number;
 }
 
 export interface LocalioClientOptions {
@@ -120,6 +134,15 @@ export interface LocalioClientOptions {
   logger?: Logger;
   /** IO path for granted descriptors (default: sharedLocalIo()). */
   io?: LocalIo;
+  /** Cache modes of reads and writes on descriptors (default: DEFAULT_READ_MODE, DEFAULT_WRITE_MODE). */
+  readMode?: CacheMode;
+  writeMode?: CacheMode;
+  /** Bytes of aligned bounce buffers for direct mode, made when the channel starts (at least one max-size IO). */
+  bufferPoolBytes?: number;
+  /** The largest read or write the client makes (rsize, wsize), which sizes the bounce buffers. */
+  maxIoBytes?: number;
+  /** The client's dirty-memory accountant (for the stats). */
+  dirty?: DirtyAccountant;
   /** Descriptors held at most (default 512). */
   maxGrants?: number;
   /** How long the first data operation waits for the first probe (default 1000 ms). */
@@ -168,6 +191,8 @@ abstract class Grant {
   lastUsed = 0;
   /** The file's grants this one is cached in. */
   file: FileGrants | undefined;
+  /** The file's handle (to ask for a second descriptor of it). */
+  fh: nfs_fh3 | undefined;
 
   constructor(
     readonly id: number,
@@ -212,6 +237,10 @@ abstract class Grant {
 /** A descriptor the server passed. */
 class FdGrant extends Grant {
   private readonly fastStat: boolean;
+  /** What the engine learns about this descriptor (alignment, dontcache, direct). */
+  private readonly gf: GrantedFile;
+  /** A second grant of the file with O_DIRECT (direct mode), asked for on first use. */
+  private twin: Promise<FdGrant | undefined> | undefined;
 
   constructor(
     id: number,
@@ -220,10 +249,11 @@ class FdGrant extends Grant {
     readonly fd: number,
     private readonly sync: boolean,
     private readonly fsid: bigint | undefined,
-    private readonly io: LocalIo,
+    private readonly engine: LocalioEngine,
     private readonly verf: Buffer,
   ) {
     super(id, write, owner);
+    this.gf = new GrantedFile(fd, () => this.directDescriptor());
     let fast = false;
     try {
       fast = MEMORY_FSTAT_FS.has(Number(fs.statfsSync(`/proc/self/fd/${fd}`).type));
@@ -235,6 +265,21 @@ class FdGrant extends Grant {
 
   protected dispose(): void {
     fs.close(this.fd, () => undefined);
+    // IO on the twin runs inside IO on this grant: none is in flight now.
+    void this.twin?.then((t) => t?.revoke());
+  }
+
+  /** The O_DIRECT twin, acquired for one IO; asked for again if the server revoked it. */
+  private async directDescriptor(): Promise<DirectDescriptor | undefined> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      this.twin ??= this.owner.client.openTwin(this);
+      const t = await this.twin;
+      if (!t) return undefined;
+      if (t.acquire()) return { fd: t.fd, release: () => t.release() };
+      if (this.revoked) return undefined;
+      this.twin = undefined;
+    }
+    return undefined;
   }
 
   private async attrs(): Promise<fattr3> {
@@ -246,12 +291,12 @@ class FdGrant extends Grant {
 
   async read(offset: number, count: number): Promise<ReadResult> {
     const buf = Buffer.allocUnsafe(count);
-    const n = await this.io.read(this.fd, buf, 0, count, offset);
+    const n = await this.engine.read(this.gf, buf, 0, count, offset);
     return { data: n === count ? buf : buf.subarray(0, n), eof: n < count };
   }
 
   readInto(buf: Buffer, off: number, len: number, pos: number): Promise<number> {
-    return this.io.read(this.fd, buf, off, len, pos);
+    return this.engine.read(this.gf, buf, off, len, pos);
   }
 
   async writeData(offset: number, pieces: readonly Buffer[], length: number, stable: StableHow): Promise<WriteResult> {
@@ -262,7 +307,7 @@ class FdGrant extends Grant {
     let count: number;
     let got: StableHow = committed;
     try {
-      count = await this.io.write(this.fd, length === totalLength(pieces) ? pieces : trimPieces(pieces, length), offset, kind);
+      count = await this.engine.write(this.gf, length === totalLength(pieces) ? pieces : trimPieces(pieces, length), length, offset, kind);
     } catch (err) {
       const done = (err as { bytesDone?: number }).bytesDone ?? 0;
       if (done <= 0) throw err;
@@ -276,7 +321,7 @@ class FdGrant extends Grant {
 
   async commit(): Promise<CommitResult> {
     const before = await this.attrs();
-    if (this.sync) await this.io.sync(this.fd, false);
+    if (this.sync) await this.engine.sync(this.fd);
     const after = await this.attrs();
     return { verf: Buffer.from(this.verf), wcc: { before: wccBeforeOf(before), after } };
   }
@@ -340,7 +385,7 @@ abstract class Session {
   constructor(
     readonly mode: 'channel' | 'embedded',
     readonly verf: Buffer,
-    protected readonly client: LocalioClient,
+    readonly client: LocalioClient,
   ) {}
 
   abstract open(fh: nfs_fh3, write: boolean): Promise<Grant | Refused | undefined>;
@@ -388,7 +433,7 @@ class ChannelSession extends Session {
     private readonly ch: FdChannel,
     hello: chan_hello,
     client: LocalioClient,
-    private readonly io: LocalIo,
+    private readonly engine: LocalioEngine,
   ) {
     super('channel', Buffer.from(hello.verf), client);
     ch.on('message', (msg) => this.onMessage(msg));
@@ -464,7 +509,7 @@ class ChannelSession extends Session {
       w?.(undefined);
       return;
     }
-    const g = new FdGrant(gr.grant, gr.write, this, fd, gr.sync, gr.fsid, this.io, this.verf);
+    const g = new FdGrant(gr.grant, gr.write, this, fd, gr.sync, gr.fsid, this.engine, this.verf);
     this.grants.set(g.id, g);
     w(g);
   }
@@ -561,6 +606,13 @@ export class LocalioClient {
   private readonly enabled: boolean;
   private readonly log: Logger;
   private readonly io: LocalIo | undefined;
+  private readonly readMode: CacheMode;
+  private readonly writeMode: CacheMode;
+  private readonly bufferPoolBytes: number | undefined;
+  private readonly maxIoBytes: number | undefined;
+  private readonly dirty: DirtyAccountant | undefined;
+  /** Made with the first channel (its bounce buffers are reserved then). */
+  private engine: LocalioEngine | undefined;
   private readonly maxGrants: number;
   private readonly waitMs: number;
   private readonly probeTimeoutMs: number;
@@ -585,6 +637,11 @@ export class LocalioClient {
     this.registry = opts.registry ?? defaultRegistryDir();
     this.log = opts.logger ?? silentLogger;
     this.io = opts.io;
+    this.readMode = opts.readMode ?? DEFAULT_READ_MODE;
+    this.writeMode = opts.writeMode ?? DEFAULT_WRITE_MODE;
+    this.bufferPoolBytes = opts.bufferPoolBytes;
+    this.maxIoBytes = opts.maxIoBytes;
+    this.dirty = opts.dirty;
     this.maxGrants = opts.maxGrants ?? 512;
     this.waitMs = opts.waitMs ?? 1000;
     this.probeTimeoutMs = opts.probeTimeoutMs ?? 10_000;
@@ -685,7 +742,7 @@ export class LocalioClient {
                 ch.close();
                 return;
               }
-              adopt(new ChannelSession(ch, m.hello, this, this.io ?? sharedLocalIo()));
+              adopt(new ChannelSession(ch, m.hello, this, this.ioEngine()));
             };
             ch.once('message', onFirst);
             ch.once('close', () => candidates.delete(ch));
@@ -740,6 +797,49 @@ export class LocalioClient {
     this.counters.probeSuccesses++;
     this.log.debug({ mode: s.mode }, 'LOCALIO: the server is local');
     return true;
+  }
+
+  /** The engine of descriptor IO, made on first use (with its reserved buffers). */
+  private ioEngine(): LocalioEngine {
+    this.engine ??= new LocalioEngine({
+      io: this.io ?? sharedLocalIo(),
+      readMode: this.readMode,
+      writeMode: this.writeMode,
+      maxIoBytes: this.maxIoBytes,
+      poolBytes: this.bufferPoolBytes,
+    });
+    return this.engine;
+  }
+
+  /**
+   * @internal A second grant of `g`'s file with O_DIRECT on its (own) open
+   * file description, for direct IO; undefined when it cannot be had (the
+   * server refuses, the file system refuses O_DIRECT, or `g` went away).
+   */
+  async openTwin(g: Grant): Promise<FdGrant | undefined> {
+    const s = this.session;
+    if (!s || s.ended || g.revoked || !g.fh) return undefined;
+    if (this.grantsOpen >= this.maxGrants) this.closeIdleGrants();
+    const r = await s.open({ data: Buffer.from(g.fh.data) }, g.write);
+    if (!r) return undefined;
+    if ('refused' in r) {
+      this.counters.grantRefusals++;
+      return undefined;
+    }
+    this.counters.grants++;
+    this.grantsOpen++;
+    r.lastUsed = Date.now();
+    let direct = false;
+    try {
+      direct = r instanceof FdGrant && setODirect(r.fd, true);
+    } catch (err) {
+      this.log.debug({ err }, 'LOCALIO: O_DIRECT refused; direct IO on this file goes buffered');
+    }
+    if (!direct || g.revoked || s.ended || this.session !== s) {
+      r.revoke();
+      return undefined;
+    }
+    return r as FdGrant;
   }
 
   /** @internal The channel closed or the embedded session ended under us. */
@@ -850,6 +950,7 @@ export class LocalioClient {
       this.counters.grants++;
       this.grantsOpen++;
       r.lastUsed = Date.now();
+      r.fh = { data: Buffer.from(fh.data) };
       if (s.ended || this.session !== s || f.released) {
         r.revoke();
         return undefined;
@@ -899,6 +1000,7 @@ export class LocalioClient {
 
   stats(): LocalioClientStats {
     const st = nativeStatus();
+    const d = this.dirty;
     const out: LocalioClientStats = {
       enabled: this.enabled,
       fdPassing: fdPassingAvailable(),
@@ -906,6 +1008,13 @@ export class LocalioClient {
       registry: this.registry,
       ...this.counters,
       grantsOpen: this.grantsOpen,
+      io: {
+        ...(this.engine?.stats() ?? idleEngineStats(this.readMode, this.writeMode)),
+        dirtyWaits: d?.throttled ?? 0,
+        dirtyWaitMs: d?.throttledMs ?? 0,
+        dirtyBytes: d?.used ?? 0,
+        dirtyLimit: d?.hard ?? 0,
+      },
     };
     if (!st.available) out.reason = `native addon: ${st.reason ?? 'unavailable'}`;
     if (this.state === 'local' && this.mode) out.mode = this.mode;

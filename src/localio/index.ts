@@ -27,14 +27,32 @@
 //   server.ts    program 400122 and the grants (LocalioServer)
 //   client.ts    probes, sessions, grants, LocalioTransport (LocalioClient)
 //   io.ts        the IO seam on granted descriptors (IoEngine or node:fs)
+//   engine.ts    cache modes per direction (buffered, dontcache, direct), counters
+//   align.ts     direct-IO planning: widened reads, split writes
+//   buffer-pool.ts  reserved aligned bounce buffers
 
 import { statSync } from 'node:fs';
 import { fdPassingAvailable, nativeStatus } from '../native/index.js';
 import { defaultRegistryDir, prepareRegistryDir, REGISTRY_ENV } from './registry.js';
 
-export { LocalioClient, LocalioTransport, localIoError, type LocalioClientOptions, type LocalioClientStats, type LocalioState } from './client.js';
+export { LocalioClient, LocalioTransport, localIoError, type LocalioClientOptions, type LocalioClientStats, type LocalioIoStats, type LocalioState } from './client.js';
 export { LocalioServer, GrantRevokedError, type EmbeddedFile, type EmbeddedOpen, type EmbeddedSession, type LocalioServerCounters, type LocalioServerOptions, type LocalioServerStats } from './server.js';
 export { EngineIo, FsIo, setSharedLocalIo, sharedLocalIo, type LocalIo, type SyncKind } from './io.js';
+export {
+  CACHE_MODES,
+  DEFAULT_READ_MODE,
+  DEFAULT_WRITE_MODE,
+  LocalioEngine,
+  isCacheMode,
+  parseCacheMode,
+  type CacheMode,
+  type EngineFallbacks,
+  type LocalioEngineOptions,
+  type LocalioEngineStats,
+  type ModeCounters,
+} from './engine.js';
+export { AlignedBufferPool, type BufferPoolStats } from './buffer-pool.js';
+export { planDirectRead, planDirectWrite, type ReadStep, type WritePart } from './align.js';
 export { defaultRegistryDir, prepareRegistryDir, randomUuid, REGISTRY_ENV, socketPathFor, uuidString, type RegistryCheck } from './registry.js';
 
 /** What this process can do with LOCALIO, for `tsnfs doctor`. */

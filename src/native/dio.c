@@ -201,11 +201,29 @@ static napi_value AddressOf(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* dropCache(fd, offset, length) -> 0 | -errno: posix_fadvise
+ * POSIX_FADV_DONTNEED, so the clean, unmapped cached pages of the range
+ * leave the page cache (length 0: to the end of the file). For tests and
+ * benchmarks that need reads from the device. */
+static napi_value DropCache(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  int64_t offset, length;
+  if (!tsnfs_arg_int32(env, argv[0], "fd", 0, INT32_MAX, &fd) ||
+      !tsnfs_arg_int64(env, argv[1], "offset", 0, INT64_MAX, &offset) ||
+      !tsnfs_arg_int64(env, argv[2], "length", 0, INT64_MAX, &length))
+    return NULL;
+  return tsnfs_int(env, -posix_fadvise(fd, offset, length, POSIX_FADV_DONTNEED));
+}
+
 bool tsnfs_init_dio(napi_env env, napi_value exports) {
   return tsnfs_export_fn(env, exports, "statxDioAlign", StatxDioAlign) &&
          tsnfs_export_fn(env, exports, "setODirect", SetODirect) &&
          tsnfs_export_fn(env, exports, "getFdFlags", GetFdFlags) &&
          tsnfs_export_fn(env, exports, "allocAligned", AllocAligned) &&
          tsnfs_export_fn(env, exports, "addressOf", AddressOf) &&
+         tsnfs_export_fn(env, exports, "dropCache", DropCache) &&
          tsnfs_set_int(env, exports, "O_DIRECT", O_DIRECT);
 }

@@ -105,3 +105,16 @@ export function isAligned(view: ArrayBufferView, align: number): boolean | undef
   const addr = bufferAddress(view);
   return addr === undefined ? undefined : addr % BigInt(align) === 0n;
 }
+
+/**
+ * Asks the kernel to drop the cached pages of [offset, offset+length) of
+ * `fd` (posix_fadvise POSIX_FADV_DONTNEED; length 0: to the end of the
+ * file), so the next reads come from the device. Only clean pages that
+ * nobody maps go: fsync first. Answers false without the addon.
+ */
+export function dropCachedPages(fd: number, offset = 0, length = 0): boolean {
+  if (!native?.dropCache) return false;
+  const rc = native.dropCache(fd, offset, length);
+  if (rc < 0) throw sysError(rc, 'posix_fadvise', '(POSIX_FADV_DONTNEED)');
+  return true;
+}

@@ -17,7 +17,7 @@
 
 export { native, nativeStatus, NATIVE_ABI, type NativeAddon, type NativeStatus } from './loader.js';
 export { errnoCode, sysError } from './errors.js';
-export { allocAligned, bufferAddress, isAligned, isODirect, openODirect, setODirect, statxDioAlign, type DioAlign } from './dio.js';
+export { allocAligned, bufferAddress, dropCachedPages, isAligned, isODirect, openODirect, setODirect, statxDioAlign, type DioAlign } from './dio.js';
 export {
   FdChannel,
   FdListener,
@@ -34,6 +34,8 @@ export {
   IoEngine,
   MAX_IO_BYTES,
   isUnsupported,
+  nowaitReadAvailable,
+  readNowait,
   type IoCallback,
   type IoEngineOptions,
   type IoEngineStats,

@@ -37,6 +37,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -541,6 +542,66 @@ static napi_value EngineClose(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* A number that is an integer in [lo, hi], read without a typeof call
+ * (false, nothing thrown, for anything else). */
+static bool plain_int(napi_env env, napi_value v, int64_t lo, int64_t hi, int64_t* out) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= (double)lo && d <= (double)hi && d <= 9007199254740991.0)) return false;
+  int64_t i = (int64_t)d;
+  if ((double)i != d) return false;
+  *out = i;
+  return true;
+}
+
+/* readNowait(fd, buffer, bufOffset, length, position) -> bytes | -errno
+ * One preadv2 with RWF_NOWAIT on the calling (JS) thread: a read served
+ * from the page cache without a hand-off to a worker, for the cost of a copy.
+ * It never waits for the device: a page not cached (or locked for IO)
+ * answers -EAGAIN, or the bytes up to it (a short read), and the caller
+ * sends the rest to the engine. Refused (-EOPNOTSUPP) on an O_DIRECT
+ * descriptor, where RWF_NOWAIT only avoids lock waits and the read still
+ * waits for the device; file systems without non-blocking buffered reads
+ * answer -EOPNOTSUPP too. */
+static napi_value ReadNowait(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  /* On the hot path of every cached read: plain getters, no typeof round
+   * trips. Anything unusual takes the full checks, which throw. */
+  int32_t fd;
+  int64_t bufoff, length, position;
+  uint8_t* data = NULL;
+  size_t cap = 0;
+  napi_typedarray_type type;
+  if (argc < 5 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
+      !plain_int(env, argv[2], 0, INT64_MAX, &bufoff) || !plain_int(env, argv[3], 0, MAX_IO_BYTES, &length) ||
+      !plain_int(env, argv[4], 0, INT64_MAX, &position) ||
+      napi_get_typedarray_info(env, argv[1], &type, &cap, (void**)&data, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+    if (argc < 5) {
+      napi_throw_type_error(env, "ERR_MISSING_ARGS", "readNowait takes 5 arguments");
+      return NULL;
+    }
+    if (!tsnfs_arg_int32(env, argv[0], "fd", 0, INT32_MAX, &fd) || !tsnfs_arg_bytes(env, argv[1], "buffer", &data, &cap) ||
+        !tsnfs_arg_int64(env, argv[2], "bufOffset", 0, INT64_MAX, &bufoff) ||
+        !tsnfs_arg_int64(env, argv[3], "length", 0, MAX_IO_BYTES, &length) ||
+        !tsnfs_arg_int64(env, argv[4], "position", 0, INT64_MAX, &position))
+      return NULL;
+  }
+  if ((uint64_t)bufoff > cap || (uint64_t)length > cap - (size_t)bufoff) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "bufOffset + length is beyond the buffer");
+    return NULL;
+  }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0) return tsnfs_int(env, -errno);
+  if (fl & O_DIRECT) return tsnfs_int(env, -EOPNOTSUPP);
+  struct iovec iov = {.iov_base = data + bufoff, .iov_len = (size_t)length};
+  ssize_t n;
+  do {
+    n = preadv2(fd, &iov, 1, position, RWF_NOWAIT);
+  } while (n < 0 && errno == EINTR);
+  return tsnfs_int(env, n < 0 ? -errno : (int64_t)n);
+}
+
 bool tsnfs_init_engine(napi_env env, napi_value exports) {
   napi_value rwf;
   if (napi_create_object(env, &rwf) != napi_ok) return false;
@@ -548,7 +609,8 @@ bool tsnfs_init_engine(napi_env env, napi_value exports) {
          tsnfs_export_fn(env, exports, "engineSubmit", EngineSubmit) &&
          tsnfs_export_fn(env, exports, "engineKick", EngineKick) &&
          tsnfs_export_fn(env, exports, "engineStats", EngineStats) &&
-         tsnfs_export_fn(env, exports, "engineClose", EngineClose) && tsnfs_set_int(env, rwf, "HIPRI", RWF_HIPRI) &&
+         tsnfs_export_fn(env, exports, "engineClose", EngineClose) &&
+         tsnfs_export_fn(env, exports, "readNowait", ReadNowait) && tsnfs_set_int(env, rwf, "HIPRI", RWF_HIPRI) &&
          tsnfs_set_int(env, rwf, "DSYNC", RWF_DSYNC) && tsnfs_set_int(env, rwf, "SYNC", RWF_SYNC) &&
          tsnfs_set_int(env, rwf, "NOWAIT", RWF_NOWAIT) && tsnfs_set_int(env, rwf, "DONTCACHE", RWF_DONTCACHE) &&
          napi_set_named_property(env, exports, "RWF", rwf) == napi_ok &&

@@ -93,6 +93,8 @@ export interface NativeAddon {
   getFdFlags(fd: number): number;
   allocAligned(size: number, align: number): Uint8Array;
   addressOf(view: ArrayBufferView): bigint;
+  /** posix_fadvise DONTNEED: 0 or a negative errno (absent in builds before it). */
+  dropCache?(fd: number, offset: number, length: number): number;
   readonly O_DIRECT: number;
 
   engineCreate(
@@ -115,6 +117,8 @@ export interface NativeAddon {
   engineKick(handle: RawEngineHandle): void;
   engineStats(handle: RawEngineHandle): RawEngineStats;
   engineClose(handle: RawEngineHandle): void;
+  /** preadv2(RWF_NOWAIT) on the calling thread: bytes or a negative errno (absent in builds before it). */
+  readNowait?(fd: number, buffer: Uint8Array, bufOffset: number, length: number, position: number): number;
   readonly RWF: { HIPRI: number; DSYNC: number; SYNC: number; NOWAIT: number; DONTCACHE: number };
   readonly maxIoBytes: number;
 }
