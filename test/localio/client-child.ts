@@ -25,6 +25,10 @@
 //   {"op":"fill","path":"f","total":N,"span":S,"chunk":C,"seed":1}
 //        writes `total` bytes of the pattern (engine.ts) through a handle,
 //        passes over [0, span), chunk bytes a write -> {ms, passes}
+//   {"op":"load","writers":6,"readers":6,"ms":2000,"span":S,"readPath":"r"}
+//        writers of 1 MiB over [0, span) of files of their own, readers of
+//        1 MiB at random places of readPath, and meanwhile GETATTRs of the
+//        root one after another -> {written, read, getattrMs: [...]}
 //   {"op":"exit"}
 
 import fs from 'node:fs';
@@ -163,6 +167,41 @@ async function run(cmd: Record<string, unknown>): Promise<unknown> {
       }
       await h.close();
       return { ms: Date.now() - start, passes: pass + 1 };
+    }
+    case 'load': {
+      const c = client!;
+      const MiB = 1024 * 1024;
+      const span = cmd['span'] as number;
+      const chunk = Buffer.alloc(MiB, 0x5a);
+      const next = (): Promise<void> => new Promise((r) => setImmediate(r)); // a cached write or read resolves at once
+      let stop = false;
+      let written = 0;
+      let read = 0;
+      const writer = async (i: number): Promise<void> => {
+        const h = await c.open(`load-w${i}.bin`, 'w');
+        for (let pos = 0; !stop; pos = (pos + MiB) % span, await next()) written += (await h.write(chunk, 0, MiB, pos)).bytesWritten;
+        await h.close();
+      };
+      const reader = async (): Promise<void> => {
+        const h = await c.open(cmd['readPath'] as string, 'r');
+        const size = (await h.stat()).size;
+        const buf = Buffer.alloc(MiB);
+        for (; !stop; await next()) read += (await h.read(buf, 0, MiB, Math.floor(Math.random() * (size / MiB - 1)) * MiB)).bytesRead;
+        await h.close();
+      };
+      const load = Promise.all([...Array.from({ length: cmd['writers'] as number }, (_, i) => writer(i)), ...Array.from({ length: cmd['readers'] as number }, () => reader())]);
+      const getattrMs: number[] = [];
+      try {
+        for (const end = Date.now() + (cmd['ms'] as number); Date.now() < end; await new Promise((r) => setTimeout(r, 2))) {
+          const s = performance.now();
+          await c.nfs.call('GETATTR', { object: c.root });
+          getattrMs.push(performance.now() - s);
+        }
+      } finally {
+        stop = true;
+        await load;
+      }
+      return { written, read, getattrMs };
     }
     case 'whoami':
       return { uid: process.getuid?.(), gid: process.getgid?.(), pid: process.pid };

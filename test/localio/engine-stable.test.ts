@@ -20,7 +20,7 @@ import { stable_how } from '../../src/proto/nfs3.gen.js';
 import { noXfs, mountXfs, type XfsImage } from '../peers/xfs.js';
 import { firstReason } from '../peers/tools.js';
 import { ClientChild, makeDirs, noFdPassing, startServerChild, type Dirs, type ServerChild } from './helpers.js';
-import { CACHE_MODES, modeOptions, within } from './engine.js';
+import { bytesWrittenIn, CACHE_MODES, modeOptions, within } from './engine.js';
 
 const KiB = 1024;
 const BLOCK = 64 * KiB;
@@ -116,6 +116,7 @@ describe('LOCALIO stable writes on XFS, through a crash', { skip: firstReason(no
         const s = await c.stats();
         assert.ok(s.localio.writes >= 4 && s.localio.commits >= 1, `local writes ${s.localio.writes}, commits ${s.localio.commits}`);
         assert.equal(s.localio.fallbacks, 0);
+        assert.ok(bytesWrittenIn(s.localio.io, mode) > 0, `writes in ${mode} mode: ${JSON.stringify(s.localio.io)}`);
 
         // kill -9 of the server, then of the client (its descriptors close), then the crash.
         await srv.kill9();

@@ -5,18 +5,34 @@
 
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { CacheMode, ConnectOptions, LocalioClientStats } from '../../src/client/index.js';
 
-export type CacheMode = 'buffered' | 'dontcache' | 'direct';
+export type EngineMode = 'default' | CacheMode;
 
 /**
- * The modes each engine test runs in, the client's default first ('default':
- * no option given).
+ * The modes each engine test runs in: the client's default first (no option
+ * given: buffered both ways), then dontcache and direct, both directions.
  */
-export const CACHE_MODES: readonly ('default' | CacheMode)[] = ['default'];
+export const CACHE_MODES: readonly EngineMode[] = ['default', 'dontcache', 'direct'];
 
 /** connect() options for a mode, both directions. */
-export function modeOptions(mode: 'default' | CacheMode): Record<string, unknown> {
+export function modeOptions(mode: EngineMode): Pick<ConnectOptions, 'localioRead' | 'localioWrite'> {
   return mode === 'default' ? {} : { localioRead: mode, localioWrite: mode };
+}
+
+/**
+ * Bytes the LOCALIO engine wrote in `mode` (direct: whole or split around a
+ * direct middle), from a client's stats().localio.io: proof that a test ran
+ * in the mode it names.
+ */
+export function bytesWrittenIn(io: LocalioClientStats['io'], mode: EngineMode): number {
+  if (mode === 'direct') return io.direct.writeBytes + io.split.writeBytes;
+  return mode === 'dontcache' ? io.dontcache.writeBytes : io.buffered.writeBytes;
+}
+
+export function bytesReadIn(io: LocalioClientStats['io'], mode: EngineMode): number {
+  if (mode === 'direct') return io.direct.readBytes;
+  return mode === 'dontcache' ? io.dontcache.readBytes : io.buffered.readBytes;
 }
 
 /** `p`, or a rejection naming `what` once `ms` have passed without an answer. */
