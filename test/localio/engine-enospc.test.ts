@@ -15,7 +15,8 @@ import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { connect, type NfsClient } from '../../src/client/index.js';
+import { connect, NfsStatusError, type NfsClient } from '../../src/client/index.js';
+import { nfsstat3, stable_how } from '../../src/proto/nfs3.gen.js';
 import { noXfs, mountXfs, type XfsImage } from '../peers/xfs.js';
 import { firstReason } from '../peers/tools.js';
 import { makeDirs, noFdPassing, sha, startServerChild, type Dirs, type ServerChild } from './helpers.js';
@@ -53,7 +54,7 @@ describe('LOCALIO writes near ENOSPC on XFS', { skip: firstReason(noFdPassing(),
         // Through the server, which closes what it holds open of the files.
         for (const name of fs.readdirSync(xfs.dir)) await within(c.rm(name, { force: true }), OP_LIMIT, `rm ${name}`);
         const filler = path.join(xfs.dir, 'filler');
-        execFileSync('fallocate', ['-l', String(xfs.freeBytes() - LEFT), filler]);
+        execFileSync('fallocate', ['-l', String((await xfs.settledFreeBytes()) - LEFT), filler]);
         const free = xfs.freeBytes();
         assert.ok(free < 2 * LEFT, `nearly full: ${free} bytes free`);
 
@@ -70,6 +71,7 @@ describe('LOCALIO writes near ENOSPC on XFS', { skip: firstReason(noFdPassing(),
             return false;
           }
         };
+        const raw = await within(c.open('raw.bin', 'w+'), OP_LIMIT, 'open raw.bin'); // made while there is room for an inode
         const h = await within(c.open('big.bin', 'w'), OP_LIMIT, 'open');
         for (let pos = 0; pos < BIG; pos += MiB) {
           if (!(await attempt('write', h.write(expected, pos, MiB, pos)))) break;
@@ -84,17 +86,36 @@ describe('LOCALIO writes near ENOSPC on XFS', { skip: firstReason(noFdPassing(),
 
         assert.ok(failures.length > 0, `${BIG} bytes into ${free} free bytes must fail somewhere`);
         for (const f of failures) assert.equal(f.code, 'ENOSPC', `the ${f.at} failed with ${f.code}`);
-        assert.ok(acked > 0, 'what fitted was acknowledged');
+        assert.ok(acked > 0 && acked <= free, `what fitted was acknowledged (${acked} of ${free} free bytes)`);
         assert.ok(l1.writeBytes > 0, 'the writes went through LOCALIO');
         assert.ok(bytesWrittenIn(l1.io, mode) > 0, `writes in ${mode} mode: ${JSON.stringify(l1.io)}`);
         const onDisk = fs.readFileSync(path.join(xfs.dir, 'big.bin'));
         assert.ok(onDisk.length >= acked, `size ${onDisk.length} >= acknowledged ${acked}`);
         assert.equal(sha(onDisk.subarray(0, acked)), sha(expected.subarray(0, acked)), 'every acknowledged byte is on disk');
 
+        // One WRITE through the LOCALIO transport into a full file system: NFS3ERR_NOSPC, or a short count (the rest to send again).
+        const t4 = c.transportFor(raw.inode.fh);
+        assert.equal(t4.kind, 'localio');
+        const rawData = randomBytes(4 * MiB);
+        let rawOutcome: string;
+        try {
+          const r = await within(t4.write(raw.inode.fh, 0, [rawData], rawData.length, stable_how.UNSTABLE), OP_LIMIT, 'WRITE into a full file system');
+          assert.ok(r.count < rawData.length, `${r.count} bytes of ${rawData.length} written into a full file system`);
+          rawOutcome = `short write of ${r.count}`;
+        } catch (err) {
+          assert.ok(err instanceof NfsStatusError && err.status === nfsstat3.NFS3ERR_NOSPC, `WRITE failed with ${String(err)}`);
+          rawOutcome = 'NFS3ERR_NOSPC';
+        }
+        t.diagnostic(`a 4 MiB WRITE into the full file system: ${rawOutcome}`);
+        await attempt('close raw.bin', raw.close());
+        for (const f of failures) assert.equal(f.code, 'ENOSPC', `the ${f.at} failed with ${f.code}`);
+
         // Many writers at once into what is left: each file is written in
         // full and right, or its writeFile fails with ENOSPC.
         await within(c.rm('big.bin'), OP_LIMIT, 'rm big.bin');
-        if (xfs.freeBytes() > LEFT + MiB) execFileSync('fallocate', ['-l', String(xfs.freeBytes() - LEFT), path.join(xfs.dir, 'filler2')]);
+        await within(c.rm('raw.bin'), OP_LIMIT, 'rm raw.bin');
+        const left = await xfs.settledFreeBytes();
+        if (left > LEFT + MiB) execFileSync('fallocate', ['-l', String(left - LEFT), path.join(xfs.dir, 'filler2')]);
         const pieces = Array.from({ length: 6 }, () => randomBytes(4 * MiB));
         const results = await Promise.allSettled(pieces.map((p, i) => within(c.writeFile(`par${i}.bin`, p), OP_LIMIT, `writeFile par${i}.bin`)));
         const codes = results.map((r) => (r.status === 'fulfilled' ? 'ok' : ((r.reason as NodeJS.ErrnoException).code ?? String(r.reason))));

@@ -43,6 +43,12 @@ export interface XfsImage {
   readonly image: string;
   /** Bytes an unprivileged writer may still allocate (statfs f_bavail). */
   freeBytes(): number;
+  /**
+   * freeBytes() once it stops changing (300 ms alike, at most 10 s): space
+   * of deleted files comes back in the background (XFS inode GC, a server
+   * closing what it held open).
+   */
+  settledFreeBytes(): Promise<number>;
   /** A crash: the file system stops at once, without flushing its log (xfs_io -x -c shutdown). */
   shutdown(): Promise<void>;
   /** Unmount and mount again (after a shutdown: log recovery, as after a reboot). Nothing may hold files open. */
@@ -121,12 +127,23 @@ export async function mountXfs(o: { sizeMiB?: number; prefix?: string } = {}): P
     await cleanup();
     throw err;
   }
+  const freeBytes = (): number => {
+    const s = fs.statfsSync(dir);
+    return s.bavail * s.bsize;
+  };
   return {
     dir,
     image,
-    freeBytes() {
-      const s = fs.statfsSync(dir);
-      return s.bavail * s.bsize;
+    freeBytes,
+    async settledFreeBytes() {
+      let last = freeBytes();
+      for (let stable = 0, i = 0; stable < 6 && i < 200; i++) {
+        await sleep(50);
+        const now = freeBytes();
+        stable = now === last ? stable + 1 : 0;
+        last = now;
+      }
+      return last;
     },
     async shutdown() {
       await must('xfs_io', ['-x', '-c', 'shutdown', dir]);
