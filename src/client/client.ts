@@ -49,6 +49,7 @@ import type { MOUNT_V3_TABLE } from '../proto/mount3.gen.js';
 import { AttrCache, type AttrTimeouts } from './attr-cache.js';
 import { dirStamp, LookupCache } from './lookup-cache.js';
 import { DirtyAccountant, type DirtyLimits } from './dirty.js';
+import { PagePool } from './pages.js';
 import { codeError, NfsError, NfsStatusError, statusError, toNfsError } from './errors.js';
 import { NfsFileHandle, parseOpenFlags, type FileHost, type ReadAheadState } from './file.js';
 import { Inode, type ChunkData } from './inode.js';
@@ -230,6 +231,8 @@ export class NfsClient implements FileHost, WritebackHost {
   /** Largest WRITE the write-back cache sends: wsize, or less under a small dirty limit. */
   readonly chunkSize: number;
   readonly writebackDelayMs: number;
+  /** @internal Free write-back pages for reuse. */
+  readonly pages: PagePool;
   /** @internal Write-back counters (see stats()). */
   readonly counters: WritebackCounters = newWritebackCounters();
 
@@ -276,6 +279,7 @@ export class NfsClient implements FileHost, WritebackHost {
     this.pageSize = Math.max(4096, Math.min(page, 2 ** Math.floor(Math.log2(Math.max(4096, this.accountant.hard / 4)))));
     // WRITEs of at most a quarter of the hard limit keep writeback flowing under a small limit.
     this.chunkSize = Math.max(this.pageSize, Math.min(this.wsize, Math.floor(this.accountant.hard / 4 / this.pageSize) * this.pageSize));
+    this.pages = new PagePool(this.pageSize, () => this.accountant.hard - this.accountant.used);
     this.writebackDelayMs = tuning.writebackDelayMs ?? 5000;
     this.readaheadMax = Math.max(0, tuning.readahead ?? 8 << 20);
     this.maxChunks = Math.ceil(this.readaheadMax / this.rsize) + 4;
@@ -1295,6 +1299,7 @@ export class NfsClient implements FileHost, WritebackHost {
         }),
       );
       this.unsubscribe();
+      this.pages.clear();
       this.lio?.close();
       // UMNT is advisory (servers keep no state that matters for NFSv3): do not wait long for it.
       await this.mount.call('UMNT', this.exportPath, { timeoutMs: 1000 }).catch(() => undefined);
