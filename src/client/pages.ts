@@ -4,8 +4,9 @@
 // freed Buffer is only returned once the garbage collector runs, which lets
 // the resident size run well past the dirty limit) and saves the allocations.
 //
-// The pool holds at most what the dirty limit leaves unused (`room()`), so
-// charged pages and pooled pages together stay within the hard limit, and it
+// The pool holds at most what the dirty limit leaves unused (`room()`, the
+// hard limit less what is charged), so charged pages and pooled pages
+// together stay within the hard limit, and it
 // lets everything go `idleMs` after the last page came back.
 
 export class PagePool {
@@ -29,9 +30,13 @@ export class PagePool {
     return this.free.pop() ?? Buffer.allocUnsafe(this.pageSize);
   }
 
-  /** Give a page back; nothing may use it afterwards. */
+  /**
+   * Give a page back, while it is still charged (so pooled and charged
+   * bytes together stay within what `room()` counts from); nothing may use
+   * it afterwards.
+   */
   give(page: Buffer): void {
-    if (page.length !== this.pageSize || (this.free.length + 1) * this.pageSize > this.room()) return;
+    if (page.length !== this.pageSize || this.free.length * this.pageSize > this.room()) return;
     this.free.push(page);
     if (!this.timer) {
       this.timer = setTimeout(() => this.clear(), this.idleMs);

@@ -200,9 +200,9 @@ export class WriteBack {
           if (page) this.host.accountant.release(P);
         }
         if (!page) {
+          if (this.host.pages.size === 0) this.host.counters.pagesAllocated++;
           page = this.host.pages.take();
           this.pages.set(idx, page);
-          this.host.counters.pagesAllocated++;
         }
       }
       data.copy(page, inPage, src, src + n);
@@ -528,8 +528,9 @@ export class WriteBack {
       const page = this.pages.get(idx)!;
       this.pages.delete(idx);
       this.cached.remove(ps, pe);
-      this.host.accountant.release(P);
+      // Pooled before the release, which may hand the memory to a waiting writer at once.
       this.host.pages.give(page);
+      this.host.accountant.release(P);
       this.releaseLog.push({ gen: ++this.releaseGen, end: pe });
       if (this.releaseLog.length > 64) this.releaseLog.shift();
     });
