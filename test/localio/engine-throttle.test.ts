@@ -23,7 +23,7 @@ const SPAN = 128 * MiB;
 const TOTAL = 1024 * MiB;
 const CHUNK = MiB;
 /** Resident memory the writer may gain over its size after connecting (Node's heap, buffers, the cache's pages). */
-const RSS_SLACK = 160 * MiB;
+const RSS_SLACK = 64 * MiB;
 
 describe('LOCALIO writer faster than the disk', { skip: firstReason(noFdPassing(), noXfs()), timeout: 300_000 }, () => {
   let d: Dirs;
