@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { connect, NfsStatusError, type NfsClient } from '../../src/client/index.js';
 import { nfsstat3, stable_how } from '../../src/proto/nfs3.gen.js';
-import { noXfs, mountXfs, type XfsImage } from '../peers/xfs.js';
+import { noXfs, mountXfsOrWhyNot, type XfsImage } from '../peers/xfs.js';
 import { firstReason } from '../peers/tools.js';
 import { makeDirs, noFdPassing, sha, startServerChild, type Dirs, type ServerChild } from './helpers.js';
 import { bytesWrittenIn, CACHE_MODES, modeOptions, within } from './engine.js';
@@ -31,12 +31,18 @@ const OP_LIMIT = 30_000;
 
 describe('LOCALIO writes near ENOSPC on XFS', { skip: firstReason(noFdPassing(), noXfs()), timeout: 240_000 }, () => {
   let d: Dirs;
-  let xfs: XfsImage;
+  let xfs: XfsImage | undefined;
+  let cannotMount: string | undefined;
   let srv: ServerChild;
 
   before(async () => {
     d = makeDirs('tsnfs-engine-enospc-');
-    xfs = await mountXfs({ prefix: 'tsnfs-enospc-xfs-' });
+    const m = await mountXfsOrWhyNot({ prefix: 'tsnfs-enospc-xfs-' });
+    if (typeof m === 'string') {
+      cannotMount = m;
+      return;
+    }
+    xfs = m;
     srv = await startServerChild(d, { registry: d.registry, exportsText: `${xfs.dir} *(rw,no_root_squash,insecure)\n` });
   });
 
@@ -48,6 +54,7 @@ describe('LOCALIO writes near ENOSPC on XFS', { skip: firstReason(noFdPassing(),
 
   for (const mode of CACHE_MODES) {
     test(`[${mode}] ENOSPC reaches the application, synced bytes stay, and space comes back`, async (t) => {
+      if (!xfs) return t.skip(cannotMount);
       const c: NfsClient = await connect({ host: '127.0.0.1', nfsPort: srv.port, mountPort: srv.port, path: xfs.dir, localioRegistry: d.registry, ...modeOptions(mode) });
       try {
         assert.equal(await c.localioReady(5000), true);

@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { stable_how } from '../../src/proto/nfs3.gen.js';
-import { noXfs, mountXfs, type XfsImage } from '../peers/xfs.js';
+import { noXfs, mountXfsOrWhyNot, type XfsImage } from '../peers/xfs.js';
 import { firstReason } from '../peers/tools.js';
 import { ClientChild, makeDirs, noFdPassing, startServerChild, type Dirs, type ServerChild } from './helpers.js';
 import { bytesWrittenIn, CACHE_MODES, modeOptions, within } from './engine.js';
@@ -55,12 +55,18 @@ interface FhIo {
 
 describe('LOCALIO stable writes on XFS, through a crash', { skip: firstReason(noFdPassing(), noXfs()), timeout: 120_000 }, () => {
   let d: Dirs;
-  let xfs: XfsImage;
+  let xfs: XfsImage | undefined;
+  let cannotMount: string | undefined;
   let srv: ServerChild | undefined;
 
   before(async () => {
     d = makeDirs('tsnfs-engine-stable-');
-    xfs = await mountXfs({ prefix: 'tsnfs-stable-xfs-' });
+    const m = await mountXfsOrWhyNot({ prefix: 'tsnfs-stable-xfs-' });
+    if (typeof m === 'string') {
+      cannotMount = m;
+      return;
+    }
+    xfs = m;
   });
 
   after(async () => {
@@ -71,6 +77,7 @@ describe('LOCALIO stable writes on XFS, through a crash', { skip: firstReason(no
 
   for (const mode of CACHE_MODES) {
     test(`[${mode}] FILE_SYNC and DATA_SYNC are durable on return, UNSTABLE after COMMIT; kill -9 and a crash keep them`, async (t) => {
+      if (!xfs) return t.skip(cannotMount);
       srv = await startServerChild(d, { registry: d.registry, exportsText: `${xfs.dir} *(rw,no_root_squash,insecure)\n` });
       const c = new ClientChild();
       try {

@@ -93,6 +93,18 @@ function isMountPoint(dir: string): boolean {
     .some((l) => l.split(' ')[1] === want);
 }
 
+/**
+ * mountXfs(), or why it could not be done (a skip reason): a root without
+ * CAP_SYS_ADMIN (a container) has the tools but may not mount.
+ */
+export async function mountXfsOrWhyNot(o: { sizeMiB?: number; prefix?: string } = {}): Promise<XfsImage | string> {
+  try {
+    return await mountXfs(o);
+  } catch (err) {
+    return `cannot mount an XFS image here: ${String((err as Error).message).split('\n')[0]}`;
+  }
+}
+
 /** A fresh XFS of `sizeMiB` (at least 300: mkfs.xfs's minimum) mounted on a new temp dir. */
 export async function mountXfs(o: { sizeMiB?: number; prefix?: string } = {}): Promise<XfsImage> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), o.prefix ?? 'tsnfs-xfs-'));
