@@ -3,6 +3,11 @@
 // use is closed only when its last user releases it. Descriptors are plain
 // numbers (not FileHandles): the backend calls fs functions on them, inline
 // where it can (see inline-fs.ts).
+//
+// Idle descriptors are closed after one to two sweep periods (as nfsd's file
+// cache does): a descriptor kept open holds a file that was deleted on the
+// server's host (not through NFS) and so its blocks, and the file system
+// would run out of space with nothing visible to free.
 
 export interface OpenFile {
   readonly fd: number;
@@ -16,15 +21,26 @@ const RETRY_READ_ONLY = new Set(['EACCES', 'EPERM', 'EROFS', 'ETXTBSY']);
 interface Slot extends OpenFile {
   refs: number;
   retired: boolean;
+  /** Acquired since the last sweep. */
+  used: boolean;
 }
+
+/** How often idle descriptors are looked for (ms); default of FdCache's `idleMs`. */
+export const FD_IDLE_SWEEP_MS = 1000;
 
 export class FdCache {
   private readonly slots = new Map<bigint, Slot>();
+  private sweeper: NodeJS.Timeout | undefined;
 
-  /** `close` closes a descriptor the cache is done with (errors are the caller's to ignore). */
+  /**
+   * `close` closes a descriptor the cache is done with (errors are the
+   * caller's to ignore). A descriptor nobody used for between `idleMs` and
+   * twice that is closed.
+   */
   constructor(
     private readonly max: number,
     private readonly close: (fd: number) => Promise<void> | void,
+    private readonly idleMs = FD_IDLE_SWEEP_MS,
   ) {}
 
   /**
@@ -42,6 +58,7 @@ export class FdCache {
       this.slots.delete(ino);
       this.slots.set(ino, hit);
       hit.refs++;
+      hit.used = true;
       return hit;
     }
     const wantWrite = writable || (hit?.writable ?? false);
@@ -54,11 +71,10 @@ export class FdCache {
       fd = await open(false); // read-only file system or no write access for the server
       w = false;
     }
-    const slot: Slot = { fd, writable: w, nodeKey, refs: 1, retired: false };
+    const slot: Slot = { fd, writable: w, nodeKey, refs: 1, retired: false, used: true };
     const raced = this.slots.get(ino);
     if (raced) this.retire(ino, raced);
-    this.slots.set(ino, slot);
-    this.trim();
+    this.insert(ino, slot);
     return slot;
   }
 
@@ -81,8 +97,7 @@ export class FdCache {
   adopt(ino: bigint, nodeKey: string, fd: number): void {
     const old = this.slots.get(ino);
     if (old) this.retire(ino, old);
-    this.slots.set(ino, { fd, writable: true, nodeKey, refs: 0, retired: false });
-    this.trim();
+    this.insert(ino, { fd, writable: true, nodeKey, refs: 0, retired: false, used: true });
   }
 
   /** The cached descriptor, if any, without opening one. Pair with release. */
@@ -90,10 +105,18 @@ export class FdCache {
     const slot = this.slots.get(ino);
     if (!slot || slot.nodeKey !== nodeKey) return undefined;
     slot.refs++;
+    slot.used = true;
     return slot;
   }
 
+  /** Descriptors held (in use or idle). */
+  get size(): number {
+    return this.slots.size;
+  }
+
   async closeAll(): Promise<void> {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
     const idle = [...this.slots].filter(([, slot]) => slot.refs === 0).map(([, slot]) => slot.fd);
     for (const [ino, slot] of [...this.slots]) {
       if (this.slots.get(ino) === slot) this.slots.delete(ino);
@@ -102,10 +125,27 @@ export class FdCache {
     await Promise.all(idle.map(async (fd) => this.close(fd)).map((p) => p.catch(() => undefined)));
   }
 
-  private trim(): void {
-    for (const [ino, slot] of this.slots) {
+  private insert(ino: bigint, slot: Slot): void {
+    this.slots.set(ino, slot);
+    for (const [oldIno, old] of this.slots) {
       if (this.slots.size <= this.max) break;
-      this.retire(ino, slot);
+      this.retire(oldIno, old);
+    }
+    if (!this.sweeper) {
+      this.sweeper = setInterval(() => this.sweep(), this.idleMs);
+      this.sweeper.unref();
+    }
+  }
+
+  /** Closes what no one acquired since the last sweep; stops when nothing is left. */
+  private sweep(): void {
+    for (const [ino, slot] of [...this.slots]) {
+      if (slot.used || slot.refs > 0) slot.used = false;
+      else this.retire(ino, slot);
+    }
+    if (this.slots.size === 0) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
     }
   }
 
