@@ -23,10 +23,11 @@
 //
 // Defaults (measured with `tsnfs bench`; figures in the README's "Cache
 // modes"): reads buffered, since a read the page cache answers costs a copy
-// while dontcache and direct reads always wait for the device (5 to 10
-// times slower here); writes buffered, since no mode wrote consistently
-// faster (the write-back cache already sends large WRITEs and COMMIT syncs
-// them) and buffered needs no bounce copy.
+// while dontcache and direct reads always wait for the device (7 to 19
+// times slower here); writes buffered, as nfsd's: the measurements did not
+// decide (streaming direct writes came out ahead at the median, inside a
+// wide run-to-run spread), buffered needs no bounce copy nor second
+// descriptor, and data just written stays cached for its readers.
 //
 // Memory: the bounce buffers of direct IO come from an AlignedBufferPool
 // made when the engine starts; under pressure IO waits for a buffer (FIFO)

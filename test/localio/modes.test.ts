@@ -12,6 +12,7 @@
 // - direct and dontcache leave the file out of the page cache (fincore),
 //   buffered leaves it in.
 // - stable_how is kept in every mode.
+// - Unexport revokes a file's O_DIRECT grant along with its plain one.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,7 +25,8 @@ import type { CacheMode } from '../../src/localio/index.js';
 import { allocAligned } from '../../src/native/index.js';
 import { stable_how } from '../../src/proto/nfs3.gen.js';
 import { mountTinyTmpfs, mountXfs, type ScratchMount } from '../native/scratch-fs.js';
-import { makeDirs, noFdPassing, startServerChild, type Dirs, type ServerChild } from './helpers.js';
+import { startServer } from '../../src/server/index.js';
+import { ClientChild, makeDirs, noFdPassing, startServerChild, type Dirs, type ServerChild } from './helpers.js';
 
 const skip = noFdPassing();
 const MODES: CacheMode[] = ['buffered', 'dontcache', 'direct'];
@@ -237,6 +239,43 @@ describe('LOCALIO cache modes on ext4, XFS (4096) and tmpfs', { skip, timeout: 3
           await c.close();
         }
       }
+    }
+  });
+});
+
+describe('direct mode and revocation', { skip, timeout: 60_000 }, () => {
+  let d: Dirs;
+  before(() => {
+    d = makeDirs();
+  });
+  after(() => d?.cleanup());
+
+  test('unexport revokes the O_DIRECT grant with the plain one; no descriptor of the file survives', async () => {
+    const srv = await startServer({ dir: d.exp, nfsPort: 0, portmapPort: 0, stateDir: d.state, localioRegistry: d.registry });
+    const c = new ClientChild();
+    try {
+      await c.do({ op: 'connect', opts: { host: '127.0.0.1', nfsPort: srv.nfsPort, mountPort: srv.mountPort, path: d.exp, localioRegistry: d.registry, localioRead: 'direct', localioWrite: 'direct' } });
+      assert.equal(await c.do({ op: 'ready', timeoutMs: 5000 }), true);
+      const data = randomBytes(65536);
+      const h = await c.do<number>({ op: 'open', path: 'held.bin', flags: 'w+' });
+      await c.do({ op: 'hcall', h, method: 'write', args: [{ b64: data.toString('base64') }, 0, data.length, 0] });
+      await c.do({ op: 'hcall', h, method: 'sync' });
+      const r = (await c.do({ op: 'hcall', h, method: 'read', args: [{ b64: Buffer.alloc(1000).toString('base64') }, 0, 1000, 100] })) as { bytesRead: number };
+      assert.equal(r.bytesRead, 1000);
+      const s1 = (await c.stats()).localio as unknown as { grantsOpen: number; io: { direct: { writes: number; reads: number } } };
+      assert.ok(s1.io.direct.writes >= 1 && s1.io.direct.reads >= 1, 'direct IO happened');
+      assert.equal(s1.grantsOpen, 2, 'the plain grant and its O_DIRECT twin');
+      const held = (await c.do<string[]>({ op: 'fds' })).filter((f) => f.endsWith('/held.bin'));
+      assert.equal(held.length, 2);
+      assert.equal(await srv.unexport(d.exp), true);
+      assert.equal(srv.localio!.stats().grantsOpen, 0);
+      assert.equal(srv.localio!.stats().revokeTimeouts, 0);
+      assert.deepEqual((await c.do<string[]>({ op: 'fds' })).filter((f) => f.endsWith('/held.bin')), [], 'no descriptor of the file is left');
+      assert.equal((await c.stats()).localio.grantsOpen, 0);
+      assert.ok(fs.readFileSync(path.join(d.exp, 'held.bin')).equals(data));
+    } finally {
+      await c.exit();
+      await srv.close();
     }
   });
 });
