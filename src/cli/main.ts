@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The tsnfs command: `serve` runs the server; the client verbs (ls, cat, cp,
-// stat, rm, mkdir, mv, df) work on nfs:// URLs; `doctor` checks the machine.
+// stat, rm, mkdir, mv, df) work on nfs:// URLs; `bench` measures the data
+// path; `doctor` checks the machine.
 //
 // Exit status: 0 done, 1 something failed (the message says what), 2 the
 // command was called wrongly (unknown option, missing argument, bad URL).
@@ -8,6 +9,7 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { benchCommand } from './bench.js';
 import { clientVerbs } from './client-verbs.js';
 import { doctorCommand } from './doctor.js';
 import { UsageError } from './nfs-session.js';
@@ -26,6 +28,7 @@ export function buildProgram(): Command {
     .exitOverride();
   serveCommand(program);
   clientVerbs(program);
+  benchCommand(program);
   doctorCommand(program);
   return program;
 }

@@ -49,6 +49,7 @@ import type { MOUNT_V3_TABLE } from '../proto/mount3.gen.js';
 import { AttrCache, type AttrTimeouts } from './attr-cache.js';
 import { dirStamp, LookupCache } from './lookup-cache.js';
 import { DirtyAccountant, type DirtyLimits } from './dirty.js';
+import { PagePool } from './pages.js';
 import { codeError, NfsError, NfsStatusError, statusError, toNfsError } from './errors.js';
 import { NfsFileHandle, parseOpenFlags, type FileHost, type ReadAheadState } from './file.js';
 import { Inode, type ChunkData } from './inode.js';
@@ -230,6 +231,8 @@ export class NfsClient implements FileHost, WritebackHost {
   /** Largest WRITE the write-back cache sends: wsize, or less under a small dirty limit. */
   readonly chunkSize: number;
   readonly writebackDelayMs: number;
+  /** @internal Free write-back pages for reuse. */
+  readonly pages: PagePool;
   /** @internal Write-back counters (see stats()). */
   readonly counters: WritebackCounters = newWritebackCounters();
 
@@ -276,6 +279,7 @@ export class NfsClient implements FileHost, WritebackHost {
     this.pageSize = Math.max(4096, Math.min(page, 2 ** Math.floor(Math.log2(Math.max(4096, this.accountant.hard / 4)))));
     // WRITEs of at most a quarter of the hard limit keep writeback flowing under a small limit.
     this.chunkSize = Math.max(this.pageSize, Math.min(this.wsize, Math.floor(this.accountant.hard / 4 / this.pageSize) * this.pageSize));
+    this.pages = new PagePool(this.pageSize, () => this.accountant.hard - this.accountant.used);
     this.writebackDelayMs = tuning.writebackDelayMs ?? 5000;
     this.readaheadMax = Math.max(0, tuning.readahead ?? 8 << 20);
     this.maxChunks = Math.ceil(this.readaheadMax / this.rsize) + 4;
@@ -588,17 +592,20 @@ export class NfsClient implements FileHost, WritebackHost {
     return promise;
   }
 
-  /** Sequential reading: read the next chunks ahead, with a window that doubles up to `readahead`. */
-  private readAhead(inode: Inode, ra: ReadAheadState, pos: number, len: number, size: number): void {
+  /**
+   * Sequential reading: read the next chunks ahead, with a window that
+   * doubles up to `readahead`. Returns whether the read was sequential.
+   */
+  private readAhead(inode: Inode, ra: ReadAheadState, pos: number, len: number, size: number): boolean {
     const sequential = pos === ra.next || (pos < ra.next && pos + len > ra.next);
     ra.next = pos + len;
     if (this.readaheadMax === 0 || !sequential) {
       ra.window = 0;
-      return;
+      return sequential;
     }
     ra.window = Math.min(ra.window === 0 ? this.rsize : ra.window * 2, this.readaheadMax);
     const end = Math.min(size, pos + len + ra.window);
-    if (end <= pos + len) return;
+    if (end <= pos + len) return true;
     const first = Math.floor((pos + len) / this.rsize);
     const last = Math.floor((end - 1) / this.rsize);
     for (let idx = first; idx <= last; idx++) {
@@ -606,6 +613,35 @@ export class NfsClient implements FileHost, WritebackHost {
       this.io.readahead++;
       inode.readCache.get(idx, () => this.fetchChunk(inode, idx)).promise.catch(() => undefined);
     }
+    return true;
+  }
+
+  /**
+   * A read that is not sequential and finds nothing cached asks the server
+   * for exactly its bytes (a 4 KiB random read is a 4 KiB READ, not an
+   * rsize one) and caches nothing: a random reader would not come back for
+   * the rest of a chunk.
+   */
+  private async readUncached(inode: Inode, pos: number, len: number, buf: Buffer, off: number): Promise<number> {
+    const t = this.transportFor(inode.fh);
+    let done = 0;
+    while (done < len) {
+      const res = await t.read(inode.fh, pos + done, Math.min(len - done, this.rsize));
+      this.io.reads++;
+      this.io.bytesRead += res.data.length;
+      this.noteAttrs(inode.fh, res.attrs);
+      res.data.copy(buf, off + done);
+      done += res.data.length;
+      if (res.eof || res.data.length === 0) break;
+    }
+    return this.overlayOwn(inode, pos, len, done, buf, off);
+  }
+
+  /** True when some chunk of [pos, pos+len) is in the read cache. */
+  private anyChunkCached(inode: Inode, pos: number, len: number): boolean {
+    const last = Math.floor((pos + len - 1) / this.rsize);
+    for (let idx = Math.floor(pos / this.rsize); idx <= last; idx++) if (inode.readCache.has(idx)) return true;
+    return false;
   }
 
   /**
@@ -658,7 +694,10 @@ export class NfsClient implements FileHost, WritebackHost {
     }
     const attrs = await this.getattr(inode.fh); // may find a change and drop the read cache
     if (attrs.type === NF3DIR) throw new NfsStatusError(nfsstat3.NFS3ERR_ISDIR, 'READ');
-    this.readAhead(inode, ra, pos, len, Number(attrs.size));
+    const sequential = this.readAhead(inode, ra, pos, len, Number(attrs.size));
+    if (!sequential && !this.anyChunkCached(inode, pos, len)) {
+      return this.consistentRead(inode, pos, len, () => this.readUncached(inode, pos, len, buf, off));
+    }
     return this.consistentRead(inode, pos, len, async () => {
       let done = 0;
       while (done < len) {
@@ -671,6 +710,10 @@ export class NfsClient implements FileHost, WritebackHost {
         const n = Math.min(avail, len - done);
         c.data.copy(buf, off + done, within, within + n);
         done += n;
+        // A sequential reader is done with a chunk it read to the end: let it
+        // go, or the least-recently-used order would drop the chunks read
+        // ahead (older, not yet touched) before the ones already consumed.
+        if (sequential && within + n >= this.rsize) inode.readCache.drop(idx);
         if (c.data.length < this.rsize) break; // the end of the server's data
       }
       return this.overlayOwn(inode, pos, len, done, buf, off);
@@ -1256,6 +1299,7 @@ export class NfsClient implements FileHost, WritebackHost {
         }),
       );
       this.unsubscribe();
+      this.pages.clear();
       this.lio?.close();
       // UMNT is advisory (servers keep no state that matters for NFSv3): do not wait long for it.
       await this.mount.call('UMNT', this.exportPath, { timeoutMs: 1000 }).catch(() => undefined);

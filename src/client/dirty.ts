@@ -18,7 +18,7 @@ import { totalmem } from 'node:os';
 export interface DirtyLimits {
   /** Bytes above which background writeback starts (default: half the hard limit). */
   background?: number;
-  /** Bytes at which application writers wait (default: 1/8 of RAM, at most 256 MiB). */
+  /** Bytes at which application writers wait (default: 1/8 of RAM, at most 128 MiB). */
   hard?: number;
 }
 
@@ -126,6 +126,11 @@ export class DirtyAccountant {
   }
 }
 
+/**
+ * 128 MiB at most: with node's own memory that keeps a writing process under
+ * 256 MiB resident, and a larger limit does not write faster (COMMIT, which
+ * frees memory, waits for the server's disk either way).
+ */
 function defaultHardLimit(): number {
-  return Math.max(8 << 20, Math.min(256 << 20, Math.floor(totalmem() / 8)));
+  return Math.max(8 << 20, Math.min(128 << 20, Math.floor(totalmem() / 8)));
 }

@@ -36,6 +36,7 @@ import { RangeSet } from './ranges.js';
 import type { DirtyAccountant } from './dirty.js';
 import type { DataTransport, StableHow, WriteResult } from './transport.js';
 import type { Semaphore } from './semaphore.js';
+import type { PagePool } from './pages.js';
 
 export interface WritebackCounters {
   /** WRITE calls completed. */
@@ -67,6 +68,8 @@ export interface WritebackHost {
   /** Bounds WRITEs in flight (client-wide). */
   readonly writeSlots: Semaphore;
   readonly pageSize: number;
+  /** Where pages come from and go back to. */
+  readonly pages: PagePool;
   /** Largest WRITE. */
   readonly chunkSize: number;
   /** Start writing partial chunks after this long (ms; 0 = never on a timer). */
@@ -197,9 +200,9 @@ export class WriteBack {
           if (page) this.host.accountant.release(P);
         }
         if (!page) {
-          page = Buffer.allocUnsafe(P);
+          if (this.host.pages.size === 0) this.host.counters.pagesAllocated++;
+          page = this.host.pages.take();
           this.pages.set(idx, page);
-          this.host.counters.pagesAllocated++;
         }
       }
       data.copy(page, inPage, src, src + n);
@@ -522,8 +525,11 @@ export class WriteBack {
       const ps = idx * P;
       const pe = ps + P;
       if (this.dirty.intersects(ps, pe) || this.writing.intersects(ps, pe)) return;
+      const page = this.pages.get(idx)!;
       this.pages.delete(idx);
       this.cached.remove(ps, pe);
+      // Pooled before the release, which may hand the memory to a waiting writer at once.
+      this.host.pages.give(page);
       this.host.accountant.release(P);
       this.releaseLog.push({ gen: ++this.releaseGen, end: pe });
       if (this.releaseLog.length > 64) this.releaseLog.shift();

@@ -58,11 +58,27 @@ export const SLOW_CALLS = 3;
 export const WINDOW_MS = 1000;
 /** How long (ms) calls then go to the threadpool before inline ones are tried again. */
 export const BACKOFF_MS = 1000;
+/**
+ * Creating opens run inline while they average less than this (ms). A create
+ * allocates an inode and inserts a name: a few tens of microseconds, where
+ * handing it to a thread and back costs about as much in wake-ups; but ext4
+ * without a journal steps over every inode freed in the last seconds or
+ * minutes, one by one, and after a burst of deletes a create can take a
+ * millisecond. Then creates go to the threadpool, where they overlap with
+ * the event loop, and one in CREATE_PROBE_EVERY runs inline to see whether
+ * they got cheap again.
+ */
+export const CREATE_INLINE_MS = 0.06;
+export const CREATE_PROBE_EVERY = 64;
 /** Reads up to this many bytes may run inline. */
 export const INLINE_READ_MAX = 64 * 1024;
 
 export class InlineFs {
   private backoffUntil = 0;
+  /** Recent inline creates' duration (ms), a moving average. */
+  private createMs = 0;
+  /** Creates sent to the threadpool since creates became costly. */
+  private createsQueued = 0;
   /** When the recent slow calls happened (at most SLOW_CALLS). */
   private readonly slow: number[] = [];
   /** Inline calls made, and times a slow one sent calls to the threadpool (for tests and diagnostics). */
@@ -106,13 +122,33 @@ export class InlineFs {
     }
   }
 
-  /** open(2); one that may create a file (O_CREAT) always goes to the threadpool. */
+  /**
+   * open(2). One that may create a file (O_CREAT) runs inline only while
+   * creates are cheap (see CREATE_INLINE_MS).
+   */
   open(p: string, flags: number, mode?: number): Promise<number> {
-    if (flags & O_CREAT) return new Promise((resolve, reject) => fsOpen(p, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))));
+    if (flags & O_CREAT) return this.create(p, flags, mode);
     return this.call(
       () => openSync(p, flags, mode),
       (cb) => fsOpen(p, flags, mode, cb),
     );
+  }
+
+  private create(p: string, flags: number, mode: number | undefined): Promise<number> {
+    if (!this.active || (this.createMs > CREATE_INLINE_MS && ++this.createsQueued % CREATE_PROBE_EVERY !== 0)) {
+      return new Promise((resolve, reject) => fsOpen(p, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))));
+    }
+    const t0 = this.now();
+    try {
+      return Promise.resolve(openSync(p, flags, mode));
+    } catch (err) {
+      return Promise.reject(err);
+    } finally {
+      const ms = this.now() - t0;
+      // A cheap probe brings creates back at once; costly ones count in the average.
+      this.createMs = this.createMs > CREATE_INLINE_MS && ms <= CREATE_INLINE_MS ? ms : this.createMs + (ms - this.createMs) / 4;
+      this.timed(t0);
+    }
   }
 
   /** Closes a descriptor; errors (EBADF, EIO) are returned, as by close(2). */
@@ -137,7 +173,9 @@ export class InlineFs {
     );
   }
 
-  unlink(p: string): Promise<void> {
+  /** unlink(2); `mayInline` false sends it to the threadpool (it would wait for a lock). */
+  unlink(p: string, mayInline = true): Promise<void> {
+    if (!mayInline) return new Promise((resolve, reject) => fsUnlink(p, (err) => (err ? reject(err) : resolve())));
     return this.call(
       () => unlinkSync(p),
       (cb) => fsUnlink(p, (err) => cb(err, undefined)),

@@ -36,7 +36,8 @@ import {
   type Time,
   type Wcc,
 } from './backend.js';
-import { sameTime, statToAttrs, wccBefore } from './attrs.js';
+import { S_ISGID, sameTime, statToAttrs, wccBefore } from './attrs.js';
+import { DirChanges } from './dir-changes.js';
 import { DirCookies, buildSnapshot, readPage, type EntryInfo, type Snapshot } from './cookies.js';
 import { errCode, fsError, toFsError } from './errors.js';
 import { BufferPool } from '../xdr/buffer-pool.js';
@@ -164,6 +165,8 @@ export class LocalBackend implements Backend {
   private cookies!: DirCookies;
   private readonly procIsRoot = process.geteuid?.() === 0;
   private readonly euid = BigInt(process.geteuid?.() ?? -1);
+  private readonly euidNum = process.geteuid?.() ?? -1;
+  private readonly egidNum = process.getegid?.() ?? -1;
   private readonly maxFileSize: bigint;
   private readonly fds: FdCache;
   private readonly buffers = new BufferPool([64 * 1024, 1024 * 1024]);
@@ -174,6 +177,8 @@ export class LocalBackend implements Backend {
   private readonly tombs = new Map<bigint, { stamp: bigint; inc: number; at: number }>();
   private readonly dead = new Lru<string, number>(4096);
   private readonly searches = new Map<string, Promise<Found | undefined>>();
+  /** Directories with name changes in flight (see dir-changes.ts). */
+  private readonly changes = new DirChanges();
   private searchLock: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: LocalBackendOptions) {
@@ -346,9 +351,15 @@ export class LocalBackend implements Backend {
       }
       const attrs = how.mode === 'exclusive' ? {} : how.attrs;
       const own = newOwnership(cred, da, FileType.REG, attrs.mode ?? (how.mode === 'exclusive' ? 0o600 : 0o644));
+      const owner = this.ownerOf(cred, attrs, own);
+      // A file that the kernel makes with the owner asked for can be made
+      // with its mode too (less the umask's bits, put back below); one still
+      // to be given away starts as 0600, so nobody else can open it first.
+      const bornOwned = owner === undefined || (owner.uid === this.euidNum && owner.gid === ((da.mode & S_ISGID) !== 0 ? da.gid : this.egidNum));
+      const initialMode = bornOwned && (own.mode & ~0o777) === 0 ? own.mode : 0o600;
       let fd: number;
       try {
-        fd = await this.io.open(target, C.O_CREAT | C.O_EXCL | C.O_RDWR | C.O_NOFOLLOW, 0o600);
+        fd = await this.changes.track(d.st.ino, this.io.open(target, C.O_CREAT | C.O_EXCL | C.O_RDWR | C.O_NOFOLLOW, initialMode));
       } catch (err) {
         if (errCode(err) !== 'EEXIST') throw err;
         return this.createExisting(cred, d, da, name, await this.io.lstat(target), how);
@@ -356,17 +367,31 @@ export class LocalBackend implements Backend {
       let st: BigIntStats;
       let kept = false;
       try {
-        // Made by this process: already owned as asked when the caller is who we are.
-        const made = await this.fstat(fd);
-        await this.initOwner(cred, attrs, own, (uid, gid) => (BigInt(uid) === made.uid && BigInt(gid) === made.gid ? Promise.resolve() : this.io.fchown(fd, uid, gid)));
-        await this.io.fchmod(fd, own.mode);
+        st = await this.fstat(fd);
+        let changed = false;
+        if (owner && (BigInt(owner.uid) !== st.uid || BigInt(owner.gid) !== st.gid)) {
+          await this.io.fchown(fd, owner.uid, owner.gid);
+          changed = true;
+        }
+        // chown clears set-id bits, so the mode comes after it.
+        if (changed || Number(st.mode & 0o7777n) !== own.mode) {
+          await this.io.fchmod(fd, own.mode);
+          changed = true;
+        }
         if (how.mode === 'exclusive') {
           await futimesP(fd, how.verifier.readUInt32BE(4), how.verifier.readUInt32BE(0));
+          changed = true;
         } else {
-          if (attrs.size !== undefined && attrs.size > 0n) await ftruncateP(fd, Number(attrs.size));
-          await setTimes(attrs, (at, mt) => futimesP(fd, at, mt));
+          if (attrs.size !== undefined && attrs.size > 0n) {
+            await ftruncateP(fd, Number(attrs.size));
+            changed = true;
+          }
+          if (attrs.atime !== undefined || attrs.mtime !== undefined) {
+            await setTimes(attrs, (at, mt) => futimesP(fd, at, mt));
+            changed = true;
+          }
         }
-        st = await this.fstat(fd);
+        if (changed) st = await this.fstat(fd);
         const node = this.observe(d.st.ino, name, st);
         // The descriptor joins the cache (what READ, WRITE and GETATTR of a
         // new file want next) when the cache would have been able to open it
@@ -386,7 +411,7 @@ export class LocalBackend implements Backend {
     return guard(async () => {
       const { d, da, target } = await this.prepareNew(cred, dir, name, attrs);
       const own = newOwnership(cred, da, FileType.DIR, attrs.mode ?? 0o755);
-      await fs.mkdir(target, 0o700);
+      await this.changes.track(d.st.ino, fs.mkdir(target, 0o700));
       const st = await this.finishNew(cred, target, attrs, own);
       return this.created(d, da, name, st);
     });
@@ -403,7 +428,7 @@ export class LocalBackend implements Backend {
       checkSymlinkTarget(linkTarget);
       const { d, da, target } = await this.prepareNew(cred, dir, name, attrs);
       const own = newOwnership(cred, da, FileType.LNK, 0o777);
-      await fs.symlink(linkTarget, target);
+      await this.changes.track(d.st.ino, fs.symlink(linkTarget, target));
       await this.initOwner(cred, attrs, own, (uid, gid) => fs.lchown(target, uid, gid));
       await setTimes(attrs, (at, mt) => fs.lutimes(target, at, mt));
       return this.created(d, da, name, await this.io.lstat(target));
@@ -422,11 +447,11 @@ export class LocalBackend implements Backend {
       checkMknodType(cred, type, this.opts.allowDevices ?? false);
       const { d, da, target } = await this.prepareNew(cred, dir, name, attrs);
       const own = newOwnership(cred, da, type, attrs.mode ?? 0o644);
-      if (type === FileType.SOCK) await makeSocket(d.path, name, this.procFd);
-      else {
-        const kind = type === FileType.FIFO ? 'p' : type === FileType.BLK ? 'b' : 'c';
-        await runMknod(this.mknodHelper, target, kind, rdev ?? { major: 0, minor: 0 });
-      }
+      const kind = type === FileType.FIFO ? 'p' : type === FileType.BLK ? 'b' : 'c';
+      await this.changes.track(
+        d.st.ino,
+        type === FileType.SOCK ? makeSocket(d.path, name, this.procFd) : runMknod(this.mknodHelper, target, kind, rdev ?? { major: 0, minor: 0 }),
+      );
       const st = await this.finishNew(cred, target, attrs, own);
       return this.created(d, da, name, st);
     });
@@ -436,7 +461,7 @@ export class LocalBackend implements Backend {
     return guard(async () => {
       const { d, da, st, target } = await this.prepareVictim(cred, dir, name);
       if (st.isDirectory()) throw fsError('EISDIR');
-      await this.io.unlink(target);
+      await this.changes.track(d.st.ino, this.io.unlink(target, !this.changes.busy(d.st.ino)));
       this.forget(st);
       return { dirWcc: await this.dirChanged(d, da) };
     });
@@ -447,7 +472,7 @@ export class LocalBackend implements Backend {
       const { d, da, st, target } = await this.prepareVictim(cred, dir, name);
       if (!st.isDirectory()) throw fsError('ENOTDIR');
       try {
-        await fs.rmdir(target);
+        await this.changes.track(d.st.ino, fs.rmdir(target));
       } catch (err) {
         throw errCode(err) === 'EEXIST' ? fsError('ENOTEMPTY') : err;
       }
@@ -479,7 +504,7 @@ export class LocalBackend implements Backend {
         if (fd.st.ino !== td.st.ino) need(cred, statToAttrs(src), W); // its `..` changes
       }
       if (!(dst && dst.ino === src.ino)) {
-        await fs.rename(srcPath, dstPath);
+        await this.changes.track([fd.st.ino, td.st.ino], fs.rename(srcPath, dstPath));
         this.index.set(src.ino, td.st.ino, toName);
         if (dst) this.forget(dst);
       }
@@ -494,7 +519,7 @@ export class LocalBackend implements Backend {
       const src = await this.locate(node);
       const { d, da, target } = await this.prepareNew(cred, dir, name, {});
       needLinkSource(cred, statToAttrs(src.st));
-      await fs.link(src.path, target);
+      await this.changes.track(d.st.ino, fs.link(src.path, target));
       const attrs = statToAttrs(await this.io.lstat(target));
       return { attrs, dirWcc: await this.dirChanged(d, da) };
     });
@@ -893,9 +918,15 @@ export class LocalBackend implements Backend {
     own: { uid: number; gid: number },
     chown: (uid: number, gid: number) => Promise<void>,
   ): Promise<void> {
-    if (!this.procIsRoot) return;
+    const owner = this.ownerOf(cred, attrs, own);
+    if (owner) await chown(owner.uid, owner.gid);
+  }
+
+  /** The owner a new object is given (initOwner); undefined when we are not root and cannot give it away. */
+  private ownerOf(cred: Cred, attrs: SetAttrs, own: { uid: number; gid: number }): { uid: number; gid: number } | undefined {
+    if (!this.procIsRoot) return undefined;
     const root = cred.uid === 0;
-    await chown(root ? (attrs.uid ?? own.uid) : own.uid, root ? (attrs.gid ?? own.gid) : own.gid);
+    return { uid: root ? (attrs.uid ?? own.uid) : own.uid, gid: root ? (attrs.gid ?? own.gid) : own.gid };
   }
 
   /** Ownership, mode and times of a new directory or special file. */

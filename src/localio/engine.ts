@@ -21,12 +21,12 @@
 //              be aligned, or a file system without direct IO (tmpfs) goes
 //              buffered. Misalignment never fails a request.
 //
-// Defaults (measured with `tsnfs bench`, see bench/RESULTS.md): reads
-// buffered, since a read served from the page cache costs a copy while a
-// direct read always waits for the device; writes buffered, since the
-// client's write-back cache already batches WRITEs into large sequential
-// ones that the kernel writes back behind us, and COMMIT's fsync makes them
-// durable; direct writes pay the device's latency on every WRITE.
+// Defaults (measured with `tsnfs bench`; figures in the README's "Cache
+// modes"): reads buffered, since a read the page cache answers costs a copy
+// while dontcache and direct reads always wait for the device (5 to 10
+// times slower here); writes buffered, since no mode wrote consistently
+// faster (the write-back cache already sends large WRITEs and COMMIT syncs
+// them) and buffered needs no bounce copy.
 //
 // Memory: the bounce buffers of direct IO come from an AlignedBufferPool
 // made when the engine starts; under pressure IO waits for a buffer (FIFO)
@@ -38,6 +38,14 @@
 // Short IO: a short read answers what was read; a write is continued until
 // every byte is written (by the IoEngine), and a failure reports the prefix
 // that landed (`bytesDone`), never the whole.
+//
+// Throttling (the loop device's PF_LOCAL_THROTTLE rule): application
+// writers wait at the client's dirty limit (DirtyAccountant, in the
+// write-back cache); the writes and commits this engine carries are that
+// cache's writeback and never reserve dirty memory, so they always drain.
+// They wait only for bounce buffers and for the gate below, which IO in
+// flight releases by completing. The IoEngine's threads run as IO flushers
+// (PR_SET_IO_FLUSHER: PF_LOCAL_THROTTLE | PF_MEMALLOC_NOIO) where allowed.
 //
 // Direct and buffered writes of one file never run at the same time (a
 // KindGate per grant): a direct write flushes and drops the page-cache pages

@@ -20,6 +20,9 @@ import {
 } from './errors.js';
 import { type Logger, silentLogger } from '../log.js';
 
+/** Receive buffer size while no large record is being filled (what node reads with by default). */
+const RECEIVE_CHUNK = 64 * 1024;
+
 export interface RpcClientOptions {
   host: string;
   port: number;
@@ -158,7 +161,17 @@ export class RpcClient extends EventEmitter {
   private ensureConnection(): Promise<void> {
     if (this.connecting) return this.connecting;
     this.connecting = new Promise<void>((resolve, reject) => {
-      const socket = new net.Socket();
+      // Large replies (READ data) are received straight into the buffer of
+      // their record, not read in 64 KiB pieces and copied there. (node
+      // honours `onread` in the constructor only.)
+      const onread: net.OnReadOpts = {
+        buffer: () => (this.socket === socket ? this.decoder.fillTarget() : undefined) ?? Buffer.allocUnsafe(RECEIVE_CHUNK),
+        callback: (n, buf) => {
+          this.onData(socket, Buffer.from(buf.buffer, buf.byteOffset, n));
+          return true;
+        },
+      };
+      const socket = new net.Socket({ onread } as net.SocketConstructorOpts);
       const onError = (err: NodeJS.ErrnoException): void => {
         socket.destroy();
         this.connecting = undefined;
@@ -191,7 +204,6 @@ export class RpcClient extends EventEmitter {
     this.reconnectDelay = 0;
     this.decoder = new RecordDecoder(this.maxRecord);
     socket.setNoDelay(true);
-    socket.on('data', (d: Buffer) => this.onData(socket, d));
     socket.on('error', (err) => this.log.debug({ err }, 'rpc connection error'));
     socket.on('close', () => this.onClose(socket));
     for (const p of this.pending.values()) {

@@ -40,6 +40,16 @@ export class RecordDecoder {
   }
 
   /**
+   * Where the next bytes of a large fragment go, when one is being filled:
+   * a reader that can choose its buffer (net's `onread`) receives straight
+   * into it, and push() of those bytes then copies nothing.
+   */
+  fillTarget(): Buffer | undefined {
+    const f = this.fill;
+    return f && f.filled < f.buf.length ? f.buf.subarray(f.filled) : undefined;
+  }
+
+  /**
    * Feed bytes; returns the records completed by them. Throws
    * RecordTooLargeError when a record would exceed the maximum: the stream
    * cannot be trusted after that and the caller closes it.
@@ -49,7 +59,9 @@ export class RecordDecoder {
     const fill = this.fill;
     if (fill) {
       const k = Math.min(data.length, fill.buf.length - fill.filled);
-      data.copy(fill.buf, fill.filled, 0, k);
+      // Bytes received in place (see fillTarget) are already where they belong.
+      const inPlace = data.buffer === fill.buf.buffer && data.byteOffset === fill.buf.byteOffset + fill.filled;
+      if (!inPlace) data.copy(fill.buf, fill.filled, 0, k);
       fill.filled += k;
       if (fill.filled < fill.buf.length) return out;
       this.fill = undefined;

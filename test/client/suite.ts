@@ -288,6 +288,51 @@ export function apiSuite(name: string, target: () => Target): void {
       assert.ok(c.stats().writeback.peakDirtyBytes <= 512 * 1024);
     });
 
+    test('reads: a random 4 KiB read is one 4 KiB READ; a sequential reader READs each chunk once', async () => {
+      const { c, dir } = await fresh({ rsize: 64 * 1024, readahead: 256 * 1024, localio: false });
+      const data = randomBytes(4 * MiB);
+      await localWriteFile(join(dir, 'r.bin'), data);
+      const h = await c.open('r.bin', 'r');
+      const buf = Buffer.alloc(4096);
+      const before = c.stats();
+      for (const pos of [3 * MiB + 8192, 12288, 2 * MiB + 4096 * 7]) {
+        assert.equal((await h.read(buf, 0, 4096, pos)).bytesRead, 4096);
+        assert.ok(buf.equals(data.subarray(pos, pos + 4096)), `bytes at ${pos}`);
+      }
+      const random = c.stats();
+      assert.equal(random.nfsOps.READ! - before.nfsOps.READ!, 3, `one READ per random read: ${JSON.stringify(random.cache.read)}`);
+      assert.equal(random.bytesRead - before.bytesRead, 3 * 4096, 'no more than asked');
+      // Sequential from the start (a new handle, which reads ahead from its first read), 100 000 bytes
+      // at a time through the whole file: read-ahead, and no chunk fetched twice.
+      await h.close();
+      const h2 = await c.open('r.bin', 'r');
+      const big = Buffer.alloc(100_000);
+      const seen: Buffer[] = [];
+      for (let pos = 0; ; ) {
+        const { bytesRead } = await h2.read(big, 0, big.length, pos);
+        if (bytesRead === 0) break;
+        seen.push(Buffer.from(big.subarray(0, bytesRead)));
+        pos += bytesRead;
+      }
+      assert.ok(Buffer.concat(seen).equals(data));
+      const after = c.stats();
+      assert.equal(after.bytesRead - random.bytesRead, data.length, `each byte READ once: ${after.bytesRead - random.bytesRead} bytes, ${after.nfsOps.READ! - random.nfsOps.READ!} READs, ${JSON.stringify(after.cache.read)}`);
+      assert.ok(after.cache.read.readahead > 0);
+      await h2.close();
+    });
+
+    test('write-back pages are reused, and memory stays within the dirty limit', async () => {
+      const { c, dir } = await fresh({ dirty: { hard: 4 * MiB, background: 2 * MiB } });
+      const gen = generator(64 * MiB, 5);
+      await pipeline(gen.stream, c.createWriteStream('pages.bin'));
+      const st = c.stats().writeback;
+      assert.ok(st.peakDirtyBytes <= 4 * MiB, `peak ${st.peakDirtyBytes}`);
+      // 64 MiB through a 4 MiB limit: most pages came back from the pool rather than being allocated.
+      assert.ok(st.pagesAllocated * c.pageSize <= 16 * MiB, `${st.pagesAllocated} pages of ${c.pageSize} allocated`);
+      const local = createHash('sha256').update(await localReadFile(join(dir, 'pages.bin'))).digest('hex');
+      assert.equal(local, gen.digest());
+    });
+
     test('dirty limit: a small hard limit, far more written, memory bounded, data complete', async () => {
       const { c, dir } = await fresh({ dirty: { hard: 2 * MiB, background: MiB } });
       const gen = generator(32 * MiB, 99);

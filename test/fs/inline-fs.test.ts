@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import { constants as C } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BACKOFF_MS, INLINE_READ_MAX, InlineFs, SLOW_CALLS, SLOW_MS, WINDOW_MS } from '../../src/fs/inline-fs.js';
+import { BACKOFF_MS, CREATE_INLINE_MS, CREATE_PROBE_EVERY, INLINE_READ_MAX, InlineFs, SLOW_CALLS, SLOW_MS, WINDOW_MS } from '../../src/fs/inline-fs.js';
 
 async function tmp(): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), 'tsnfs-inline-'));
@@ -41,7 +41,7 @@ for (const enabled of [true, false]) {
   });
 }
 
-test('large reads and creating opens always go to the threadpool', async () => {
+test('large reads always go to the threadpool', async () => {
   const dir = await tmp();
   try {
     const io = new InlineFs(true);
@@ -50,12 +50,64 @@ test('large reads and creating opens always go to the threadpool', async () => {
     const fd = await io.open(p, C.O_RDONLY);
     const before = io.counters.inline;
     assert.equal(await io.read(fd, Buffer.alloc(INLINE_READ_MAX + 1), INLINE_READ_MAX + 1, 0), INLINE_READ_MAX + 1);
-    const made = await io.open(path.join(dir, 'new'), C.O_CREAT | C.O_WRONLY, 0o600);
-    assert.equal(io.counters.inline, before, 'neither ran inline');
+    assert.equal(io.counters.inline, before, 'it did not run inline');
     await io.read(fd, Buffer.alloc(10), 10, 0);
     assert.equal(io.counters.inline, before + 1, 'a small read does');
     await io.close(fd);
-    await io.close(made);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test(`creating opens run inline while cheap; costly ones go to the threadpool, with one probe in ${CREATE_PROBE_EVERY}`, async () => {
+  const dir = await tmp();
+  try {
+    // Each reading of the clock moves it by createStep ms: an inline create
+    // reads it before and after, so it seems to take that long.
+    let createStep = 0;
+    let t = 1000;
+    const io = new InlineFs(true, () => (t += createStep));
+    const fds: number[] = [];
+    let n = 0;
+    const create = async (): Promise<boolean> => {
+      const before = io.counters.inline;
+      fds.push(await io.open(path.join(dir, `f${n++}`), C.O_CREAT | C.O_EXCL | C.O_RDWR, 0o600));
+      return io.counters.inline > before;
+    };
+    assert.equal(await create(), true, 'a cheap create runs inline');
+    createStep = CREATE_INLINE_MS * 5; // costly, yet not slow enough for a backoff
+    assert.ok(createStep * 2 < SLOW_MS);
+    assert.equal(await create(), true, 'the first costly one still did: its cost was not known yet');
+    const inline: boolean[] = [];
+    for (let i = 0; i < CREATE_PROBE_EVERY; i++) inline.push(await create());
+    assert.equal(inline.filter(Boolean).length, 1, 'one probe among them ran inline');
+    assert.equal(inline[CREATE_PROBE_EVERY - 1], true);
+    createStep = 0;
+    let queued = 0;
+    while (!(await create())) queued++;
+    assert.ok(queued < CREATE_PROBE_EVERY, 'the next probe comes within CREATE_PROBE_EVERY creates');
+    for (let i = 0; i < 8; i++) assert.equal(await create(), true, 'a cheap probe brought creates back inline');
+    assert.equal(io.counters.backoffs, 0);
+    for (const fd of fds) await io.close(fd);
+    assert.equal((await fs.readdir(dir)).length, n, 'every create made its file');
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('an unlink that would wait for a lock goes to the threadpool', async () => {
+  const dir = await tmp();
+  try {
+    const io = new InlineFs(true);
+    await fs.writeFile(path.join(dir, 'a'), '');
+    await fs.writeFile(path.join(dir, 'b'), '');
+    let before = io.counters.inline;
+    await io.unlink(path.join(dir, 'a'), false);
+    assert.equal(io.counters.inline, before);
+    before = io.counters.inline;
+    await io.unlink(path.join(dir, 'b'));
+    assert.equal(io.counters.inline, before + 1);
+    assert.deepEqual(await fs.readdir(dir), []);
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }

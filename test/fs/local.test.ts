@@ -276,6 +276,61 @@ test('local: new objects are owned by the caller on disk', () =>
     assert.equal((await st('p')).uid, BOB.uid);
   }));
 
+test('local: CREATE gives the mode and owner asked for whatever the umask, and the attributes it reports are on disk', () =>
+  withLocal(async (tmp, b) => {
+    const root = await b.root();
+    const pub = await mkdir(b, root, 'pub', ROOT, 0o777);
+    const shared = await mkdir(b, root, 'shared', ROOT, 0o777);
+    await b.setattr(ROOT, shared, { mode: 0o2777, gid: 4242 });
+    const old = process.umask(0o077);
+    try {
+      const cases: [Buffer, string, typeof ROOT, number, number, number][] = [
+        // dir, name, caller, mode asked, uid and gid expected
+        [pub, 'wide', ROOT, 0o666, 0, 0],
+        [pub, 'setuid', ROOT, 0o4755, 0, 0],
+        [pub, 'alice', ALICE, 0o640, ALICE.uid, ALICE.gid],
+        [shared, 'inherits', ALICE, 0o664, ALICE.uid, 4242],
+        [shared, 'root-in-shared', ROOT, 0o600, 0, 4242],
+      ];
+      for (const [dir, name, cred, mode, uid, gid] of cases) {
+        const r = await b.create(cred, dir, name, { mode: 'guarded', attrs: { mode } });
+        const dirPath = path.join(tmp.root, dir === pub ? 'pub' : 'shared');
+        const st = await fs.lstat(path.join(dirPath, name));
+        assert.deepEqual([st.mode & 0o7777, st.uid, st.gid], [mode, uid, gid], name);
+        assert.deepEqual([r.attrs.mode & 0o7777, r.attrs.uid, r.attrs.gid, r.attrs.fileid], [mode, uid, gid, BigInt(st.ino)], `${name}: reply`);
+        const dst = await fs.lstat(dirPath, { bigint: true });
+        assert.equal(r.dirWcc.after?.mtime.nsec, Number(dst.mtimeNs % 1_000_000_000n), `${name}: directory after`);
+        assert.equal(r.dirWcc.after?.size, dst.size);
+      }
+    } finally {
+      process.umask(old);
+    }
+  }));
+
+test('local: many creates, lookups and removes at once in one directory', () =>
+  withLocal(async (tmp, b) => {
+    const root = await b.root();
+    const d = await mkdir(b, root, 'd');
+    const loops = Array.from({ length: 16 }, async (_, w) => {
+      for (let i = 0; i < 20; i++) {
+        const name = `f-${w}-${i}`;
+        const c = await b.create(ROOT, d, name, { mode: 'guarded', attrs: { mode: 0o644 } });
+        assert.deepEqual((await b.lookup(ROOT, d, name)).node, c.node);
+        assert.equal((await b.getattr(c.node)).nlink, 1);
+        await b.remove(ROOT, d, name);
+        assert.equal(await code(b.getattr(c.node)), 'ESTALE');
+      }
+    });
+    // Directories made alongside: their changes run on the threadpool.
+    const dirs = Array.from({ length: 8 }, (_, i) => mkdir(b, d, `sub-${i}`));
+    await Promise.all([...loops, ...dirs]);
+    assert.deepEqual((await fs.readdir(path.join(tmp.root, 'd'))).sort(), Array.from({ length: 8 }, (_, i) => `sub-${i}`));
+    const last = await b.remove(ROOT, d, 'missing').catch((err: { code: string }) => err.code);
+    assert.equal(last, 'ENOENT');
+    const st = await fs.lstat(path.join(tmp.root, 'd'));
+    assert.equal((await b.getattr(d)).nlink, st.nlink);
+  }));
+
 test('local: exclusive create keeps the verifier in the file times', () =>
   withLocal(async (tmp, b) => {
     const verifier = Buffer.from([0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0]);

@@ -17,11 +17,24 @@
 //        one transport call on a file of the mount's root, looked up by
 //        name: -> {transport, status (0 or the nfsstat3), count, committed}
 //   {"op":"fds"}                                         -> what this process has open
+//   {"op":"block","fifo":"/path","count":4}              opens of a FIFO nobody writes:
+//        each holds a libuv threadpool thread until a writer opens it
+//   {"op":"poolcheck","timeoutMs":500}                   -> {done, ms}: whether an fs.stat
+//        (libuv threadpool) finished within the time
+//   {"op":"unblocked"}                                   -> ms: waits for the blocked opens
+//   {"op":"fill","path":"f","total":N,"span":S,"chunk":C,"seed":1}
+//        writes `total` bytes of the pattern (engine.ts) through a handle,
+//        passes over [0, span), chunk bytes a write -> {ms, passes}
+//   {"op":"load","writers":6,"readers":6,"ms":2000,"span":S,"readPath":"r"}
+//        writers of 1 MiB over [0, span) of files of their own, readers of
+//        1 MiB at random places of readPath, and meanwhile GETATTRs of the
+//        root one after another -> {written, read, getattrMs: [...]}
 //   {"op":"exit"}
 
 import fs from 'node:fs';
 import { createInterface } from 'node:readline';
 import { connect, NfsStatusError, type NfsClient, type NfsFileHandle } from '../../src/client/index.js';
+import { patternBase, patternChunk } from './engine.js';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
@@ -53,6 +66,7 @@ function encode(v: unknown): Json {
 let client: NfsClient | undefined;
 const handles = new Map<number, NfsFileHandle>();
 let nextHandle = 1;
+let blocked: { since: number; opens: Promise<number>[] } | undefined;
 
 async function run(cmd: Record<string, unknown>): Promise<unknown> {
   switch (cmd['op']) {
@@ -116,6 +130,78 @@ async function run(cmd: Record<string, unknown>): Promise<unknown> {
         }
       }
       return out;
+    }
+    case 'block': {
+      const opens = Array.from(
+        { length: cmd['count'] as number },
+        () => new Promise<number>((resolve, reject) => fs.open(cmd['fifo'] as string, 'r', (err, fd) => (err ? reject(err) : resolve(fd)))),
+      );
+      blocked = { since: Date.now(), opens };
+      return true;
+    }
+    case 'poolcheck': {
+      const start = Date.now();
+      const stat = new Promise<boolean>((resolve) => fs.stat('/', () => resolve(true)));
+      const timer = new Promise<boolean>((resolve) => setTimeout(resolve, cmd['timeoutMs'] as number, false));
+      return { done: await Promise.race([stat, timer]), ms: Date.now() - start };
+    }
+    case 'unblocked': {
+      const b = blocked!;
+      for (const fd of await Promise.all(b.opens)) fs.closeSync(fd);
+      blocked = undefined;
+      return Date.now() - b.since;
+    }
+    case 'fill': {
+      const total = cmd['total'] as number;
+      const span = cmd['span'] as number;
+      const chunk = cmd['chunk'] as number;
+      const base = patternBase(cmd['seed'] as number, chunk);
+      const buf = Buffer.allocUnsafe(chunk);
+      const start = Date.now();
+      const h = await client!.open(cmd['path'] as string, 'w');
+      let pass = 0;
+      for (let done = 0; done < total; done += chunk) {
+        pass = Math.floor(done / span);
+        const pos = done % span;
+        await h.write(patternChunk(base, pass, pos, buf), 0, chunk, pos);
+      }
+      await h.close();
+      return { ms: Date.now() - start, passes: pass + 1 };
+    }
+    case 'load': {
+      const c = client!;
+      const MiB = 1024 * 1024;
+      const span = cmd['span'] as number;
+      const chunk = Buffer.alloc(MiB, 0x5a);
+      const next = (): Promise<void> => new Promise((r) => setImmediate(r)); // a cached write or read resolves at once
+      let stop = false;
+      let written = 0;
+      let read = 0;
+      const writer = async (i: number): Promise<void> => {
+        const h = await c.open(`load-w${i}.bin`, 'w');
+        for (let pos = 0; !stop; pos = (pos + MiB) % span, await next()) written += (await h.write(chunk, 0, MiB, pos)).bytesWritten;
+        await h.close();
+      };
+      const reader = async (): Promise<void> => {
+        const h = await c.open(cmd['readPath'] as string, 'r');
+        const size = (await h.stat()).size;
+        const buf = Buffer.alloc(MiB);
+        for (; !stop; await next()) read += (await h.read(buf, 0, MiB, Math.floor(Math.random() * (size / MiB - 1)) * MiB)).bytesRead;
+        await h.close();
+      };
+      const load = Promise.all([...Array.from({ length: cmd['writers'] as number }, (_, i) => writer(i)), ...Array.from({ length: cmd['readers'] as number }, () => reader())]);
+      const getattrMs: number[] = [];
+      try {
+        for (const end = Date.now() + (cmd['ms'] as number); Date.now() < end; await new Promise((r) => setTimeout(r, 2))) {
+          const s = performance.now();
+          await c.nfs.call('GETATTR', { object: c.root });
+          getattrMs.push(performance.now() - s);
+        }
+      } finally {
+        stop = true;
+        await load;
+      }
+      return { written, read, getattrMs };
     }
     case 'whoami':
       return { uid: process.getuid?.(), gid: process.getgid?.(), pid: process.pid };

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { fdPassingAvailable, nativeStatus } from '../../src/native/index.js';
+import type { LocalioClientStats } from '../../src/client/index.js';
 import { freePorts, waitForPort } from '../peers/ports.js';
 
 export const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -231,6 +232,7 @@ export class ClientChild {
 
 export interface ChildStats {
   nfsOps: Record<string, number>;
+  writeback: { dirtyBytes: number; peakDirtyBytes: number; hardLimit: number; throttled: number; throttledMs: number };
   localio: {
     state: string;
     mode?: string;
@@ -248,6 +250,7 @@ export interface ChildStats {
     commits: number;
     fallbacks: number;
     sessionsLost: number;
+    io: LocalioClientStats['io'];
   };
 }
 

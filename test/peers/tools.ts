@@ -22,6 +22,8 @@ export const TOOL_PACKAGES = {
   'qemu-system-x86_64': 'qemu-system-x86',
   fio: 'fio',
   'mkfs.xfs': 'xfsprogs',
+  xfs_io: 'xfsprogs',
+  losetup: 'mount',
 } as const;
 
 export type ToolName = keyof typeof TOOL_PACKAGES;

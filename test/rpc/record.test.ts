@@ -128,3 +128,26 @@ test('a large fragment gets no buffer until a first part of its body has arrived
   assert.equal(allocated, 1 << 20);
   assert.equal(d.pendingBytes, 1000 + 64 * 1024);
 });
+
+test('bytes received in place through fillTarget() complete the record without a copy', () => {
+  const big = Buffer.alloc(200 * 1024);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 13) & 0xff;
+  const stream = Buffer.concat([recordMark(big.length), big, recordMark(3), Buffer.from('end')]);
+  const d = new RecordDecoder(1 << 20);
+  assert.equal(d.fillTarget(), undefined, 'nothing being filled yet');
+  const out: Buffer[] = [];
+  let off = 0;
+  // A reader that receives into the decoder's target whenever it offers one, 50 000 bytes at most per read.
+  while (off < stream.length) {
+    const target = d.fillTarget();
+    const n = Math.min(50_000, stream.length - off, target?.length ?? Infinity);
+    const into = target ?? Buffer.alloc(n);
+    stream.copy(into, 0, off, off + n);
+    out.push(...d.push(into.subarray(0, n)));
+    off += n;
+  }
+  assert.equal(out.length, 2);
+  assert.ok(out[0]!.equals(big));
+  assert.equal(out[1]!.toString(), 'end');
+  assert.equal(d.pendingBytes, 0);
+});
