@@ -158,7 +158,8 @@ export class EngineIo implements LocalIo {
 
   read(fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
     let done = 0;
-    if (this.nowait && len <= this.nowaitMax && len > 0) {
+    // (Arguments out of the buffer's bounds go to the engine, which rejects them.)
+    if (this.nowait && len > 0 && len <= this.nowaitMax && off >= 0 && off + len <= buf.length) {
       // A short answer is the end of the file or the first page not cached:
       // ask again for the rest (0 at the end of the file, undefined if not cached).
       for (;;) {
@@ -233,8 +234,8 @@ let shared: LocalIo | undefined;
 
 /**
  * The IO path every LOCALIO client of this process shares: the IoEngine
- * (4 threads, growing to 32 while requests wait, as direct IO needs a worker
- * per request in flight; 128 requests deep), or plain fs with
+ * (4 threads, growing to 32 while requests wait, as an O_DIRECT write
+ * needs a worker per request in flight; 128 requests deep), or plain fs with
  * TSNFS_LOCALIO_IO=fs.
  * It never keeps the event loop alive while idle.
  */
