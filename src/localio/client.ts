@@ -264,7 +264,14 @@ class FdGrant extends Grant {
   }
 
   protected dispose(): void {
-    fs.close(this.fd, () => undefined);
+    // Closed before the server hears of it (grantClosed): a revoke is
+    // answered only once no descriptor of the file is left open here. A
+    // close of a local file's descriptor does not wait on the device.
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      // already gone: nothing to release
+    }
     // IO on the twin runs inside IO on this grant: none is in flight now.
     void this.twin?.then((t) => t?.revoke());
   }
