@@ -1,13 +1,13 @@
 // npm run bench:client — the tsnfs client library against libnfs (Debian's
-// libnfs 4.0), both over RPC to the same `tsnfs serve` child process in one
-// run. The server exports a temp directory on the local disk; our client
+// libnfs-utils), both over RPC to the same `tsnfs serve` child process in
+// one run. The server exports a temp directory on the local disk; our client
 // runs with LOCALIO off (so file data travels as NFSv3 READ/WRITE/COMMIT)
 // and with its default tuning (1 MiB rsize/wsize, read-ahead, write-back
 // cache and dirty limits as connect() sets them).
 //
 // Each measurement runs in a child process of its own (our client in a
-// worker node process, libnfs as its command), so the client never shares
-// the server's event loop or CPU time slice accounting, as with libnfs.
+// worker node process, libnfs as its command), so no client shares the
+// server's event loop.
 //
 //   seq write   a FILE_MIB local file (on the same disk, in its page cache)
 //               copied to a new file on the server: nfs-cp LOCAL URL, vs
@@ -26,8 +26,12 @@
 //               libnfs's asynchronous API (bench/libnfs-randread.c: 16
 //               nfs_pread_async in flight on its own event loop), compiled
 //               with `cc -lnfs` when libnfs-dev is installed; without it the
-//               point reports ours alone. Ours: handle.read of 4 KiB at
-//               random offsets, 16 loops in flight, default tuning.
+//               point reports ours alone. It is the fastest way libnfs
+//               offers to do this (no page cache, no per-call thread), so
+//               it bounds what a client library can get from this server
+//               at this depth. Ours: handle.read of 4 KiB at random
+//               offsets, 16 loops in flight, default tuning (a random read
+//               that misses the read cache is one READ of its own size).
 //   peak RSS    our worker writing BIG_MIB from memory through the
 //               write-back cache, then close(); VmHWM of the worker (the
 //               whole node process). Target: under 256 MiB. No peer: this
@@ -46,8 +50,10 @@
 // Written files are deleted after each measurement.
 //
 // Environment: BENCH_FILE_MIB (default 1024), BENCH_BIG_MIB (default
-// 4096), BENCH_ROUNDS (default 3), BENCH_SECONDS (rand read, default 5),
-// BENCH_POINTS (subset of write,read,rand,rss; default all).
+// 4096), BENCH_ROUNDS (default 3), BENCH_WARMUP (default 1), BENCH_SECONDS
+// (rand read, default 5), BENCH_POINTS (subset of write,read,rand,rss;
+// default all). Quick run: BENCH_FILE_MIB=256 BENCH_BIG_MIB=512
+// BENCH_ROUNDS=1 BENCH_SECONDS=2.
 
 import { spawnSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
@@ -350,7 +356,7 @@ async function main(): Promise<void> {
     // ---------------------------------------------------------------- table
     const fmt = (n: number): string => (Number.isNaN(n) ? '-' : n >= 100 ? Math.round(n).toString() : n.toFixed(1));
     const lines = [
-      `bench:client: tsnfs client (RPC, LOCALIO off) vs libnfs ${'4.0'} on one tsnfs serve; medians of ${ROUNDS} rounds (node ${process.version}, ${os.cpus().length} CPUs)`,
+      `bench:client: tsnfs client (RPC, LOCALIO off) vs libnfs on one tsnfs serve; medians of ${ROUNDS} rounds (node ${process.version}, ${os.cpus().length} CPUs)`,
       `${'point'.padEnd(34)} | ${'ours'.padStart(8)} | ${'libnfs'.padStart(8)} | unit  | ours/libnfs | peer`,
     ];
     for (const p of points) {

@@ -20,8 +20,9 @@ import {
 } from './errors.js';
 import { type Logger, silentLogger } from '../log.js';
 
-/** Receive buffer size while no large record is being filled (what node reads with by default). */
-const RECEIVE_CHUNK = 64 * 1024;
+/** Receive buffers while no large record is being filled: slabs of this size, used down to RECEIVE_MIN bytes. */
+const RECEIVE_SLAB = 256 * 1024;
+const RECEIVE_MIN = 32 * 1024;
 
 export interface RpcClientOptions {
   host: string;
@@ -61,6 +62,10 @@ interface Pending {
 
 export class RpcClient extends EventEmitter {
   private socket: net.Socket | undefined;
+  /** The socket whose writes are held until the current tick's work is done. */
+  private corkedSocket: net.Socket | undefined;
+  private slab: Buffer = Buffer.alloc(0);
+  private slabUsed = 0;
   private connecting: Promise<void> | undefined;
   private decoder: RecordDecoder;
   private readonly pending = new Map<number, Pending>();
@@ -147,15 +152,37 @@ export class RpcClient extends EventEmitter {
     return this.xid;
   }
 
+  /**
+   * Calls made before the current callback and its promise jobs are done
+   * share one writev: callers that send their next call as a reply comes in
+   * (many replies arrive in one read) cost one syscall for the batch, and
+   * no call waits for a later turn of the event loop.
+   */
   private transmit(p: Pending): void {
     const s = this.socket!;
     p.sent = true;
-    if (p.request.length === 1) s.write(p.request[0]!);
-    else {
+    if (this.corkedSocket !== s) {
+      this.corkedSocket = s;
       s.cork();
-      for (const c of p.request) s.write(c);
-      s.uncork();
+      process.nextTick(() => {
+        if (this.corkedSocket === s) this.corkedSocket = undefined;
+        s.uncork();
+      });
     }
+    for (const c of p.request) s.write(c);
+  }
+
+  /**
+   * Where small replies are received: the unused end of a slab, so many
+   * reads share one allocation (replies are views into it, as into node's
+   * own read buffers; bytes once received are never overwritten).
+   */
+  private slabSpace(): Buffer {
+    if (this.slab.length - this.slabUsed < RECEIVE_MIN) {
+      this.slab = Buffer.allocUnsafe(RECEIVE_SLAB);
+      this.slabUsed = 0;
+    }
+    return this.slab.subarray(this.slabUsed);
   }
 
   private ensureConnection(): Promise<void> {
@@ -165,8 +192,9 @@ export class RpcClient extends EventEmitter {
       // their record, not read in 64 KiB pieces and copied there. (node
       // honours `onread` in the constructor only.)
       const onread: net.OnReadOpts = {
-        buffer: () => (this.socket === socket ? this.decoder.fillTarget() : undefined) ?? Buffer.allocUnsafe(RECEIVE_CHUNK),
+        buffer: () => (this.socket === socket ? this.decoder.fillTarget() : undefined) ?? this.slabSpace(),
         callback: (n, buf) => {
+          if (buf.buffer === this.slab.buffer) this.slabUsed += n;
           this.onData(socket, Buffer.from(buf.buffer, buf.byteOffset, n));
           return true;
         },
