@@ -9,7 +9,7 @@
 // - every byte acknowledged by a sync is on disk (read back with plain fs);
 // - once files are deleted, writing works again, through LOCALIO.
 
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
@@ -17,10 +17,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { connect, NfsStatusError, type NfsClient } from '../../src/client/index.js';
 import { nfsstat3, stable_how } from '../../src/proto/nfs3.gen.js';
-import { noXfs, mountXfsOrWhyNot, type XfsImage } from '../peers/xfs.js';
+import { noXfs } from '../peers/xfs.js';
 import { firstReason } from '../peers/tools.js';
-import { makeDirs, noFdPassing, sha, startServerChild, type Dirs, type ServerChild } from './helpers.js';
-import { bytesWrittenIn, CACHE_MODES, modeOptions, within } from './engine.js';
+import { noFdPassing, sha } from './helpers.js';
+import { bytesWrittenIn, CACHE_MODES, modeOptions, within, xfsExport } from './engine.js';
 
 const MiB = 1024 * 1024;
 /** What is left free before the big write. */
@@ -30,31 +30,12 @@ const SYNC_EVERY = 4 * MiB;
 const OP_LIMIT = 30_000;
 
 describe('LOCALIO writes near ENOSPC on XFS', { skip: firstReason(noFdPassing(), noXfs()), timeout: 240_000 }, () => {
-  let d: Dirs;
-  let xfs: XfsImage | undefined;
-  let cannotMount: string | undefined;
-  let srv: ServerChild;
-
-  before(async () => {
-    d = makeDirs('tsnfs-engine-enospc-');
-    const m = await mountXfsOrWhyNot({ prefix: 'tsnfs-enospc-xfs-' });
-    if (typeof m === 'string') {
-      cannotMount = m;
-      return;
-    }
-    xfs = m;
-    srv = await startServerChild(d, { registry: d.registry, exportsText: `${xfs.dir} *(rw,no_root_squash,insecure)\n` });
-  });
-
-  after(async () => {
-    await srv?.stop();
-    await xfs?.cleanup();
-    d?.cleanup();
-  });
+  const fx = xfsExport('tsnfs-engine-enospc');
 
   for (const mode of CACHE_MODES) {
     test(`[${mode}] ENOSPC reaches the application, synced bytes stay, and space comes back`, async (t) => {
-      if (!xfs) return t.skip(cannotMount);
+      const { d, xfs, srv } = fx;
+      if (!xfs || !srv) return t.skip(fx.skipReason);
       const c: NfsClient = await connect({ host: '127.0.0.1', nfsPort: srv.port, mountPort: srv.port, path: xfs.dir, localioRegistry: d.registry, ...modeOptions(mode) });
       try {
         assert.equal(await c.localioReady(5000), true);

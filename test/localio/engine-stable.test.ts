@@ -11,16 +11,16 @@
 //   every byte a stable write, a COMMIT or the file API's sync()
 //   acknowledged is in the file.
 
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { stable_how } from '../../src/proto/nfs3.gen.js';
-import { noXfs, mountXfsOrWhyNot, type XfsImage } from '../peers/xfs.js';
+import { noXfs } from '../peers/xfs.js';
 import { firstReason } from '../peers/tools.js';
-import { ClientChild, makeDirs, noFdPassing, startServerChild, type Dirs, type ServerChild } from './helpers.js';
-import { bytesWrittenIn, CACHE_MODES, modeOptions, within } from './engine.js';
+import { ClientChild, noFdPassing } from './helpers.js';
+import { bytesWrittenIn, CACHE_MODES, modeOptions, within, xfsExport } from './engine.js';
 
 const KiB = 1024;
 const BLOCK = 64 * KiB;
@@ -54,31 +54,13 @@ interface FhIo {
 }
 
 describe('LOCALIO stable writes on XFS, through a crash', { skip: firstReason(noFdPassing(), noXfs()), timeout: 120_000 }, () => {
-  let d: Dirs;
-  let xfs: XfsImage | undefined;
-  let cannotMount: string | undefined;
-  let srv: ServerChild | undefined;
-
-  before(async () => {
-    d = makeDirs('tsnfs-engine-stable-');
-    const m = await mountXfsOrWhyNot({ prefix: 'tsnfs-stable-xfs-' });
-    if (typeof m === 'string') {
-      cannotMount = m;
-      return;
-    }
-    xfs = m;
-  });
-
-  after(async () => {
-    await srv?.stop();
-    await xfs?.cleanup();
-    d?.cleanup();
-  });
+  const fx = xfsExport('tsnfs-engine-stable', { serve: false });
 
   for (const mode of CACHE_MODES) {
     test(`[${mode}] FILE_SYNC and DATA_SYNC are durable on return, UNSTABLE after COMMIT; kill -9 and a crash keep them`, async (t) => {
-      if (!xfs) return t.skip(cannotMount);
-      srv = await startServerChild(d, { registry: d.registry, exportsText: `${xfs.dir} *(rw,no_root_squash,insecure)\n` });
+      const { d, xfs } = fx;
+      if (!xfs) return t.skip(fx.skipReason);
+      const srv = await fx.serve();
       const c = new ClientChild();
       try {
         await c.do({ op: 'connect', opts: { host: '127.0.0.1', nfsPort: srv.port, mountPort: srv.port, path: xfs.dir, localioRegistry: d.registry, ...modeOptions(mode) } });
@@ -144,8 +126,7 @@ describe('LOCALIO stable writes on XFS, through a crash', { skip: firstReason(no
         assert.ok(api.length >= synced && api.subarray(0, synced).equals(viaApi.subarray(0, synced)), 'what sync() acknowledged survived the crash');
       } finally {
         await c.exit();
-        await srv.stop();
-        srv = undefined;
+        await fx.stopServer();
       }
     });
   }

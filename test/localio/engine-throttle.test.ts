@@ -8,14 +8,14 @@
 // - the writer is throttled, not failed, and finishes;
 // - the file holds exactly the last pass.
 
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { noXfs, mountXfsOrWhyNot, type XfsImage } from '../peers/xfs.js';
+import { noXfs } from '../peers/xfs.js';
 import { firstReason } from '../peers/tools.js';
-import { ClientChild, makeDirs, noFdPassing, startServerChild, type Dirs, type ServerChild } from './helpers.js';
-import { bytesWrittenIn, CACHE_MODES, memoryOf, modeOptions, patternBase, patternChunk, within } from './engine.js';
+import { ClientChild, noFdPassing } from './helpers.js';
+import { bytesWrittenIn, CACHE_MODES, memoryOf, modeOptions, patternBase, patternChunk, within, xfsExport } from './engine.js';
 
 const MiB = 1024 * 1024;
 const HARD = 8 * MiB;
@@ -26,31 +26,12 @@ const CHUNK = MiB;
 const RSS_SLACK = 64 * MiB;
 
 describe('LOCALIO writer faster than the disk', { skip: firstReason(noFdPassing(), noXfs()), timeout: 300_000 }, () => {
-  let d: Dirs;
-  let xfs: XfsImage | undefined;
-  let cannotMount: string | undefined;
-  let srv: ServerChild;
-
-  before(async () => {
-    d = makeDirs('tsnfs-engine-throttle-');
-    const m = await mountXfsOrWhyNot({ prefix: 'tsnfs-throttle-xfs-' });
-    if (typeof m === 'string') {
-      cannotMount = m;
-      return;
-    }
-    xfs = m;
-    srv = await startServerChild(d, { registry: d.registry, exportsText: `${xfs.dir} *(rw,no_root_squash,insecure)\n` });
-  });
-
-  after(async () => {
-    await srv?.stop();
-    await xfs?.cleanup();
-    d?.cleanup();
-  });
+  const fx = xfsExport('tsnfs-engine-throttle');
 
   for (const mode of CACHE_MODES) {
     test(`[${mode}] dirty bytes stay under the hard limit, memory stays bounded, the bytes are right`, async (t) => {
-      if (!xfs) return t.skip(cannotMount);
+      const { d, xfs, srv } = fx;
+      if (!xfs || !srv) return t.skip(fx.skipReason);
       const c = new ClientChild();
       try {
         await c.do({ op: 'connect', opts: { host: '127.0.0.1', nfsPort: srv.port, mountPort: srv.port, path: xfs.dir, localioRegistry: d.registry, dirty: { hard: HARD }, ...modeOptions(mode) } });

@@ -3,8 +3,11 @@
 // deterministic byte pattern that a writer in another process and the
 // checker here both compute.
 
+import { after, before } from 'node:test';
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { mountXfsOrWhyNot, type XfsImage } from '../peers/xfs.js';
+import { makeDirs, startServerChild, type Dirs, type ServerChild } from './helpers.js';
 import type { CacheMode, ConnectOptions, LocalioClientStats } from '../../src/client/index.js';
 
 export type EngineMode = 'default' | CacheMode;
@@ -95,4 +98,68 @@ export function patternChunk(base: Buffer, pass: number, pos: number, out: Buffe
     out.writeDoubleLE(pos, 4);
   }
   return out;
+}
+
+/** A fresh XFS image on a loop device, exported by `tsnfs serve` in a child process. */
+export interface XfsExport {
+  readonly d: Dirs;
+  /** undefined when the image could not be mounted; `skipReason` says why. */
+  readonly xfs: XfsImage | undefined;
+  readonly skipReason: string | undefined;
+  /** The server, while one runs. */
+  readonly srv: ServerChild | undefined;
+  /** Starts the server (with `serve: false`, or again after stopServer). */
+  serve(): Promise<ServerChild>;
+  stopServer(): Promise<void>;
+}
+
+/**
+ * Registers before/after hooks in the calling describe() that make the image
+ * and (unless `serve` is false) start the server; everything is stopped,
+ * unmounted and removed afterwards.
+ */
+export function xfsExport(prefix: string, opts: { serve?: boolean } = {}): XfsExport {
+  let d: Dirs | undefined;
+  let xfs: XfsImage | undefined;
+  let skipReason: string | undefined;
+  let srv: ServerChild | undefined;
+  const fx: XfsExport = {
+    get d() {
+      return d!;
+    },
+    get xfs() {
+      return xfs;
+    },
+    get skipReason() {
+      return skipReason;
+    },
+    get srv() {
+      return srv;
+    },
+    async serve() {
+      srv = await startServerChild(d!, { registry: d!.registry, exportsText: `${xfs!.dir} *(rw,no_root_squash,insecure)\n` });
+      return srv;
+    },
+    async stopServer() {
+      const s = srv;
+      srv = undefined;
+      await s?.stop();
+    },
+  };
+  before(async () => {
+    d = makeDirs(`${prefix}-`);
+    const m = await mountXfsOrWhyNot({ prefix: `${prefix}-xfs-` });
+    if (typeof m === 'string') {
+      skipReason = m;
+      return;
+    }
+    xfs = m;
+    if (opts.serve !== false) await fx.serve();
+  });
+  after(async () => {
+    await fx.stopServer();
+    await xfs?.cleanup();
+    d?.cleanup();
+  });
+  return fx;
 }
