@@ -22,7 +22,14 @@
 //              fresh memory (it varied 2x from run to run), and the dirty
 //              data left for COMMIT stays bounded by the file's size.
 //   metadata   CREATE, GETATTR, LOOKUP, REMOVE of a fresh name, in a loop,
-//              8 loops in flight: ops/s (each procedure counts one)
+//              8 loops in flight: ops/s (each procedure counts one).
+//              Before each measured point the script times 50 creates (and
+//              removes) of its own next to the exports: on ext4 without a
+//              journal a create steps over the inodes freed in the last
+//              seconds or minutes, and its cost moves between 20 µs and a
+//              millisecond with the churn before it, for both servers alike
+//              (their directories share a block group). The median is
+//              printed with the figures.
 //
 // Environment:
 //   BENCH_SECONDS          seconds per measured point (default 4)
@@ -41,6 +48,7 @@
 
 import { type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
+import { closeSync, constants as FS, openSync, unlinkSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, open, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -316,6 +324,22 @@ async function warmCache(file: string): Promise<void> {
   await f.close();
 }
 
+/** Microseconds per create (and remove) of an empty file in `dir`, over `n` of them. */
+function createCostUs(dir: string, n = 50): number {
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const f = join(dir, `probe-${i}`);
+    closeSync(openSync(f, FS.O_CREAT | FS.O_EXCL | FS.O_WRONLY, 0o600));
+    unlinkSync(f);
+  }
+  return ((performance.now() - t0) * 1000) / n;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
 function mean(xs: number[]): number {
   return xs.reduce((a, b) => a + b, 0) / xs.length;
 }
@@ -342,6 +366,9 @@ async function main(): Promise<void> {
     const gDir = join(work, 'ganesha');
     const tFiles = await makeExport(tDir, undefined);
     const gFiles = await makeExport(gDir, tFiles[0]);
+    const probeDir = join(work, 'probe');
+    await mkdir(probeDir);
+    const createCosts: number[] = [];
     for (const f of [...tFiles, ...gFiles]) await warmCache(f);
 
     const tExport = await realpath(tDir);
@@ -378,7 +405,10 @@ async function main(): Promise<void> {
       const results = new Map<string, Result[]>(servers.map((s) => [s.name, []]));
       for (let r = 0; r < ROUNDS; r++) {
         const order = (roundNo + r) % 2 === 0 ? servers : [...servers].reverse();
-        for (const s of order) results.get(s.name)!.push(await measure(s, def.run, SECONDS * 1000, `r${roundNo}-${r}`));
+        for (const s of order) {
+          if (key === 'metadata') createCosts.push(createCostUs(probeDir));
+          results.get(s.name)!.push(await measure(s, def.run, SECONDS * 1000, `r${roundNo}-${r}`));
+        }
       }
       roundNo++;
       const tr = results.get('tsnfs')!;
@@ -405,6 +435,9 @@ async function main(): Promise<void> {
       }
     }
     console.log('');
+    if (createCosts.length > 0) {
+      console.log(`A create in this file system cost ${fmt(median(createCosts))} µs (median; ${createCosts.map(fmt).join(', ')} before the metadata points).`);
+    }
     if (maxOther > 0.15) console.log(`WARNING: other processes used up to ${maxOther.toFixed(2)} cores during a measured point: these figures are not reliable.`);
     else console.log(`Other processes used at most ${maxOther.toFixed(2)} cores during any measured point.`);
   } finally {

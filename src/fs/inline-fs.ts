@@ -59,16 +59,16 @@ export const WINDOW_MS = 1000;
 /** How long (ms) calls then go to the threadpool before inline ones are tried again. */
 export const BACKOFF_MS = 1000;
 /**
- * Creating opens run inline while they average less than this (ms). A create
- * allocates an inode and inserts a name: a few tens of microseconds, where
- * handing it to a thread and back costs about as much in wake-ups; but ext4
- * without a journal steps over every inode freed in the last seconds or
- * minutes, one by one, and after a burst of deletes a create can take a
- * millisecond. Then creates go to the threadpool, where they overlap with
- * the event loop, and one in CREATE_PROBE_EVERY runs inline to see whether
- * they got cheap again.
+ * Creating opens run inline while they average less than this (ms): about
+ * what handing a call to a thread and back costs the event loop in wake-ups.
+ * A create allocates an inode and inserts a name; on tmpfs or a fresh ext4
+ * that takes a few microseconds, but ext4 without a journal steps over every
+ * inode freed in the last seconds or minutes, one by one, and there a create
+ * takes 20 µs to a millisecond. Such creates go to the threadpool, where
+ * they overlap with the event loop, and one in CREATE_PROBE_EVERY runs
+ * inline to see whether they got cheap again.
  */
-export const CREATE_INLINE_MS = 0.06;
+export const CREATE_INLINE_MS = 0.015;
 export const CREATE_PROBE_EVERY = 64;
 /** Reads up to this many bytes may run inline. */
 export const INLINE_READ_MAX = 64 * 1024;

@@ -167,6 +167,8 @@ export class LocalBackend implements Backend {
   private readonly euid = BigInt(process.geteuid?.() ?? -1);
   private readonly euidNum = process.geteuid?.() ?? -1;
   private readonly egidNum = process.getegid?.() ?? -1;
+  /** New files take their directory's group on this file system (mount option grpid); undefined: not known. */
+  private groupFromDir: boolean | undefined;
   private readonly maxFileSize: bigint;
   private readonly fds: FdCache;
   private readonly buffers = new BufferPool([64 * 1024, 1024 * 1024]);
@@ -211,6 +213,7 @@ export class LocalBackend implements Backend {
     this.linkMax = LINK_MAX_BY_FS.get(sfs.type) ?? 65000;
     this.syncFstat = MEMORY_FSTAT_FS.has(sfs.type);
     this.io = new InlineFs(this.syncFstat && this.opts.inlineCalls !== false);
+    this.groupFromDir = await groupFromDirectory(st.dev);
   }
 
   async root(): Promise<Buffer> {
@@ -355,7 +358,7 @@ export class LocalBackend implements Backend {
       // A file that the kernel makes with the owner asked for can be made
       // with its mode too (less the umask's bits, put back below); one still
       // to be given away starts as 0600, so nobody else can open it first.
-      const bornOwned = owner === undefined || (owner.uid === this.euidNum && owner.gid === ((da.mode & S_ISGID) !== 0 ? da.gid : this.egidNum));
+      const bornOwned = owner === undefined || (this.groupFromDir !== undefined && owner.uid === this.euidNum && owner.gid === (this.groupFromDir || (da.mode & S_ISGID) !== 0 ? da.gid : this.egidNum));
       const initialMode = bornOwned && (own.mode & ~0o777) === 0 ? own.mode : 0o600;
       let fd: number;
       try {
@@ -1052,6 +1055,33 @@ async function loadSecret(stateDir: string | undefined): Promise<Buffer> {
   await fs.writeFile(tmp, s, { mode: 0o600 });
   await fs.rename(tmp, file);
   return s;
+}
+
+/**
+ * Whether new files on the file system of device `dev` take the group of
+ * their directory (mount option grpid, alias bsdgroups) rather than the
+ * creator's; undefined where /proc/self/mountinfo does not say.
+ */
+export async function groupFromDirectory(dev: bigint): Promise<boolean | undefined> {
+  let text: string;
+  try {
+    text = await fs.readFile('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return undefined;
+  }
+  // glibc's major() and minor() of a 64-bit dev_t.
+  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
+  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+  const id = `${major}:${minor}`;
+  for (const line of text.split('\n')) {
+    const f = line.split(' ');
+    if (f[2] !== id) continue;
+    // ... optional fields, then "-", the type, the source and the super block's options.
+    const sep = f.indexOf('-', 6);
+    const opts = sep > 0 ? f[sep + 3]?.split(',') : undefined;
+    if (opts) return opts.includes('grpid') || opts.includes('bsdgroups');
+  }
+  return undefined;
 }
 
 /** A single path component: the index is trusted only this far. */

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FileType, LocalBackend, type LocalBackendOptions } from '../../src/fs/index.js';
+import { groupFromDirectory } from '../../src/fs/local.js';
 import { ALICE, BOB, ROOT, backendSuite, code, listAll, mkdir, mkfile, type HarnessOptions } from './suite.js';
 
 interface Tmp {
@@ -527,3 +528,46 @@ test('local: concurrent IO through a small descriptor cache', () =>
     await Promise.all(racers);
     for (const f of files.slice(0, 4)) assert.equal(await code(b.read(ROOT, f, 0n, 1)), 'ESTALE');
   }, { maxOpenFiles: 3 }));
+
+test('local: the grpid mount option is seen, so CREATE never guesses a new file\'s group wrong', async (t) => {
+  assert.equal(await groupFromDirectory((await fs.stat(os.tmpdir(), { bigint: true })).dev), false, 'the temp dir: no grpid');
+  if (process.getuid?.() !== 0) return t.skip('a loop mount needs root');
+  const base = await fs.mkdtemp(path.join(os.tmpdir(), 'tsnfs-grpid-'));
+  const img = path.join(base, 'xfs.img');
+  const mnt = path.join(base, 'mnt');
+  await fs.mkdir(mnt);
+  await fs.writeFile(img, '');
+  await fs.truncate(img, 300 * 1024 * 1024);
+  let loop: string | undefined;
+  let mounted = false;
+  try {
+    try {
+      loop = execFileSync('losetup', ['--find', '--show', img], { encoding: 'utf8' }).trim();
+      execFileSync('mkfs.xfs', ['-q', '-f', loop], { stdio: 'ignore' });
+      execFileSync('mount', ['-o', 'grpid', loop, mnt], { stdio: 'ignore' });
+      mounted = true;
+    } catch {
+      return t.skip('cannot loop-mount an XFS image with grpid here');
+    }
+    assert.equal(await groupFromDirectory((await fs.stat(mnt, { bigint: true })).dev), true);
+    // And CREATE gives the caller's group there, not the directory's.
+    const root = path.join(mnt, 'export');
+    await fs.mkdir(root, { mode: 0o777 });
+    await fs.chmod(root, 0o777);
+    await fs.chown(root, 0, 4242);
+    const b = new LocalBackend({ root });
+    await b.init();
+    try {
+      const r = await b.create(ALICE, await b.root(), 'f', { mode: 'guarded', attrs: { mode: 0o640 } });
+      const st = await fs.lstat(path.join(root, 'f'));
+      assert.deepEqual([st.uid, st.gid, st.mode & 0o7777], [ALICE.uid, ALICE.gid, 0o640]);
+      assert.equal(r.attrs.gid, ALICE.gid);
+    } finally {
+      await b.close();
+    }
+  } finally {
+    if (mounted) execFileSync('umount', [mnt], { stdio: 'ignore' });
+    if (loop) execFileSync('losetup', ['-d', loop], { stdio: 'ignore' });
+    await fs.rm(base, { recursive: true, force: true });
+  }
+});
