@@ -674,6 +674,19 @@ export class NfsClient implements FileHost, WritebackHost {
     return done;
   }
 
+  /**
+   * @internal A read done at once, or undefined (use readInto): LOCALIO
+   * from the page cache. Nothing of ours can be written back while it runs,
+   * so it needs no consistentRead.
+   */
+  readNow(inode: Inode, pos: number, len: number, buf: Buffer, off: number): number | undefined {
+    const got = this.transportFor(inode.fh).readCached?.(inode.fh, buf, off, len, pos);
+    if (got === undefined) return undefined;
+    this.io.reads++;
+    this.io.bytesRead += got;
+    return this.overlayOwn(inode, pos, len, got, buf, off);
+  }
+
   /** @internal */
   async readInto(inode: Inode, ra: ReadAheadState, pos: number, len: number, buf: Buffer, off: number): Promise<number> {
     const t = this.transportFor(inode.fh);

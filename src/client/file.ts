@@ -21,6 +21,8 @@ export interface ReadAheadState {
 /** What a handle needs from its client. */
 export interface FileHost {
   readInto(inode: Inode, ra: ReadAheadState, pos: number, len: number, buf: Buffer, off: number): Promise<number>;
+  /** readInto done at once when it can be (no waiting); undefined otherwise. */
+  readNow(inode: Inode, pos: number, len: number, buf: Buffer, off: number): number | undefined;
   readView(inode: Inode, ra: ReadAheadState, pos: number, max: number): Promise<Buffer>;
   writeAt(inode: Inode, pos: number, data: Buffer): Promise<void>;
   statInode(inode: Inode): Promise<NfsStats>;
@@ -112,9 +114,9 @@ export class NfsFileHandle {
     const explicit = toPosition(position);
     const pos = explicit ?? this.position;
     if (len === 0) return { bytesRead: 0, buffer };
-    let n: number;
+    let n: number | undefined;
     try {
-      n = await this.host.readInto(this.inode, this.ra, pos, len, buf, offset);
+      n = this.host.readNow(this.inode, pos, len, buf, offset) ?? (await this.host.readInto(this.inode, this.ra, pos, len, buf, offset));
     } catch (err) {
       throw toNfsError(err, 'read', this.path);
     }

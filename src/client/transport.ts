@@ -62,6 +62,12 @@ export interface DataTransport {
    * file cannot be read this way now (the caller takes the cached path).
    */
   readDirect?(fh: nfs_fh3, buf: Buffer, off: number, len: number, pos: number): Promise<number | undefined>;
+  /**
+   * Optional: readDirect done at once, when it can be without waiting (the
+   * file's grant is held and its pages are cached); undefined otherwise,
+   * with nothing to rely on in `buf` (use readDirect).
+   */
+  readCached?(fh: nfs_fh3, buf: Buffer, off: number, len: number, pos: number): number | undefined;
 }
 
 /** The NFSv3 program client the RPC transport and the fs-like layer use. */

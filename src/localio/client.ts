@@ -54,7 +54,7 @@
 
 import fs, { type BigIntStats } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FdChannel, FdListener, fdPassingAvailable, nativeStatus, setODirect, type ReceivedMessage } from '../native/index.js';
+import { FdChannel, FdListener, fdPassingAvailable, isODirect, nativeStatus, setODirect, type ReceivedMessage } from '../native/index.js';
 import { LOCALIO_PROGRAM, LOCALIO_V1, LOCALIOPROC, encodeuuid_t } from '../proto/localio.gen.js';
 import { decodeVoid } from '../proto/runtime.js';
 import { stable_how, type fattr3, type nfs_fh3 } from '../proto/nfs3.gen.js';
@@ -230,6 +230,8 @@ abstract class Grant {
   abstract read(offset: number, count: number): Promise<ReadResult>;
   /** Reads into `buf` at `off`; fewer bytes than `len` only at the end of the file. */
   abstract readInto(buf: Buffer, off: number, len: number, pos: number): Promise<number>;
+  /** readInto done at once when the page cache has it all; undefined otherwise (use readInto). */
+  abstract readCached(buf: Buffer, off: number, len: number, pos: number): number | undefined;
   abstract writeData(offset: number, pieces: readonly Buffer[], length: number, stable: StableHow): Promise<WriteResult>;
   abstract commit(): Promise<CommitResult>;
 }
@@ -241,6 +243,8 @@ class FdGrant extends Grant {
   private readonly gf: GrantedFile;
   /** A second grant of the file with O_DIRECT (direct mode), asked for on first use. */
   private twin: Promise<FdGrant | undefined> | undefined;
+  /** O_DIRECT is off on `fd`, as it came from the server, and this client never turns it on (twins aside). */
+  private buffered: boolean;
 
   constructor(
     id: number,
@@ -261,6 +265,16 @@ class FdGrant extends Grant {
       fast = false;
     }
     this.fastStat = fast;
+    try {
+      this.buffered = isODirect(fd) === false;
+    } catch {
+      this.buffered = false;
+    }
+  }
+
+  /** @internal This grant is an O_DIRECT twin: its descriptor's reads must check. */
+  markDirect(): void {
+    this.buffered = false;
   }
 
   protected dispose(): void {
@@ -303,7 +317,11 @@ class FdGrant extends Grant {
   }
 
   readInto(buf: Buffer, off: number, len: number, pos: number): Promise<number> {
-    return this.engine.read(this.gf, buf, off, len, pos);
+    return this.engine.read(this.gf, buf, off, len, pos, this.buffered);
+  }
+
+  readCached(buf: Buffer, off: number, len: number, pos: number): number | undefined {
+    return this.buffered ? this.engine.readCached(this.gf, buf, off, len, pos) : undefined;
   }
 
   async writeData(offset: number, pieces: readonly Buffer[], length: number, stable: StableHow): Promise<WriteResult> {
@@ -369,6 +387,10 @@ class EmbeddedGrant extends Grant {
   async readInto(buf: Buffer, off: number, len: number, pos: number): Promise<number> {
     const r = await this.ef.read(pos, len);
     return r.data.copy(buf, off, 0, Math.min(len, r.data.length));
+  }
+
+  readCached(): undefined {
+    return undefined;
   }
 
   writeData(offset: number, pieces: readonly Buffer[], length: number, stable: StableHow): Promise<WriteResult> {
@@ -838,6 +860,7 @@ export class LocalioClient {
     r.lastUsed = Date.now();
     let direct = false;
     try {
+      if (r instanceof FdGrant) r.markDirect();
       direct = r instanceof FdGrant && setODirect(r.fd, true);
     } catch (err) {
       this.log.debug({ err }, 'LOCALIO: O_DIRECT refused; direct IO on this file goes buffered');
@@ -1056,6 +1079,21 @@ export class LocalioTransport implements DataTransport {
     private readonly lio: LocalioClient,
     private readonly rpc: DataTransport,
   ) {}
+
+  readCached(fh: nfs_fh3, buf: Buffer, off: number, len: number, pos: number): number | undefined {
+    const g = this.lio.tryAcquire(fh, false);
+    if (!g) return undefined;
+    try {
+      const n = g.readCached(buf, off, len, pos);
+      if (n !== undefined) {
+        this.lio.counters.reads++;
+        this.lio.counters.readBytes += n;
+      }
+      return n;
+    } finally {
+      g.release();
+    }
+  }
 
   async readDirect(fh: nfs_fh3, buf: Buffer, off: number, len: number, pos: number): Promise<number | undefined> {
     let g = this.lio.tryAcquire(fh, false);

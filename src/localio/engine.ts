@@ -327,15 +327,39 @@ export class LocalioEngine {
 
   // ---- reads
 
-  /** Reads at most `len` bytes at `pos` into `buf` at `off`; fewer only at the end of the file. */
-  async read(f: GrantedFile, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
+  /**
+   * Reads at most `len` bytes at `pos` into `buf` at `off`; fewer only at
+   * the end of the file. `buffered`: the caller knows O_DIRECT is off on
+   * `f.fd` (it owns the descriptor's flags).
+   */
+  async read(f: GrantedFile, buf: Buffer, off: number, len: number, pos: number, buffered = false): Promise<number> {
     this.enter();
     try {
       let n: number | undefined;
       if (len > 0 && this.readMode === 'dontcache') n = await this.readDontcache(f, buf, off, len, pos);
       else if (len > 0 && this.readMode === 'direct') n = await this.readDirect(f, buf, off, len, pos);
       if (n !== undefined) return n;
-      n = await this.io.read(f.fd, buf, off, len, pos);
+      n = await this.io.read(f.fd, buf, off, len, pos, buffered);
+      this.counts.buffered.reads++;
+      this.counts.buffered.readBytes += n;
+      return n;
+    } finally {
+      this.depth--;
+    }
+  }
+
+  /**
+   * The common case done at once: a buffered-mode read served whole from the
+   * page cache on this thread, of a descriptor the caller knows has O_DIRECT
+   * off. undefined when it cannot be (another read mode, a page not cached):
+   * use read(), which does the whole read again.
+   */
+  readCached(f: GrantedFile, buf: Buffer, off: number, len: number, pos: number): number | undefined {
+    if (this.readMode !== 'buffered' || !this.io.readCached) return undefined;
+    this.enter();
+    try {
+      const n = this.io.readCached(f.fd, buf, off, len, pos);
+      if (n === undefined) return undefined;
       this.counts.buffered.reads++;
       this.counts.buffered.readBytes += n;
       return n;

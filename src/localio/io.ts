@@ -19,14 +19,20 @@
 // cache miss, O_DIRECT, writes, syncs) still runs on the dedicated pool.
 
 import fs from 'node:fs';
-import { IoEngine, readNowait, nowaitReadAvailable, type IoCallback, type IoError, type IoRequest } from '../native/index.js';
+import { IoEngine, readNowait, readNowaitBuffered, nowaitReadAvailable, type IoCallback, type IoError, type IoRequest } from '../native/index.js';
 
 export type SyncKind = 'none' | 'data' | 'file';
 
 export interface LocalIo {
   readonly kind: string;
   /** One read of at most `len` bytes at `pos` into `buf` at `off`; fewer only at the end of the file. */
-  read(fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number>;
+  read(fd: number, buf: Buffer, off: number, len: number, pos: number, buffered?: boolean): Promise<number>;
+  /**
+   * Optional: the same read done at once from the page cache, on the calling
+   * thread, of a descriptor known to have O_DIRECT off; undefined (nothing
+   * to rely on in `buf`) when some of it is not cached: use read().
+   */
+  readCached?(fd: number, buf: Buffer, off: number, len: number, pos: number): number | undefined;
   /**
    * Writes the concatenation of `pieces` at `pos`, then syncs as asked
    * ('data': fdatasync, 'file': fsync). Rejects with an error carrying
@@ -156,22 +162,14 @@ export class EngineIo implements LocalIo {
     this.nowaitMax = opts.nowaitMaxBytes ?? 1024 * 1024;
   }
 
-  read(fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
-    let done = 0;
-    // (Arguments out of the buffer's bounds go to the engine, which rejects them.)
-    if (this.nowait && len > 0 && len <= this.nowaitMax && off >= 0 && off + len <= buf.length) {
-      // A short answer is the end of the file or the first page not cached:
-      // ask again for the rest (0 at the end of the file, undefined if not cached).
-      for (;;) {
-        const n = readNowait(fd, buf, off + done, len - done, pos + done);
-        if (n === undefined) break;
-        done += n;
-        if (n === 0 || done === len) {
-          this.counts.cachedReads++;
-          return Promise.resolve(done);
-        }
-      }
-    }
+  /**
+   * `buffered`: the caller knows O_DIRECT is off on `fd` (it owns the
+   * descriptor's flags), so the page-cache attempt skips checking it.
+   */
+  read(fd: number, buf: Buffer, off: number, len: number, pos: number, buffered = false): Promise<number> {
+    const cached = this.fromCache(fd, buf, off, len, pos, buffered);
+    if (cached >= 0) return Promise.resolve(cached);
+    const done = -1 - cached;
     this.counts.engineReads++;
     const rest = new Promise<number>((resolve, reject) => {
       if (this.plugged.length === 0) process.nextTick(this.unplug);
@@ -181,6 +179,34 @@ export class EngineIo implements LocalIo {
       });
     });
     return done === 0 ? rest : rest.then((n) => done + n);
+  }
+
+  readCached(fd: number, buf: Buffer, off: number, len: number, pos: number): number | undefined {
+    const n = this.fromCache(fd, buf, off, len, pos, true);
+    return n >= 0 ? n : undefined;
+  }
+
+  /**
+   * Reads from the page cache on this thread: the bytes read when that was
+   * all of them (or up to the end of the file), else -1 - the bytes read
+   * before the first page not cached (the rest goes to the engine).
+   */
+  private fromCache(fd: number, buf: Buffer, off: number, len: number, pos: number, buffered: boolean): number {
+    // (Arguments out of the buffer's bounds go to the engine, which rejects them.)
+    if (!this.nowait || len <= 0 || len > this.nowaitMax || off < 0 || off + len > buf.length) return -1;
+    const nowait = buffered ? readNowaitBuffered : readNowait;
+    let done = 0;
+    // A short answer is the end of the file or the first page not cached:
+    // ask again for the rest (0 at the end of the file, undefined if not cached).
+    for (;;) {
+      const n = nowait(fd, buf, off + done, len - done, pos + done);
+      if (n === undefined) return -1 - done;
+      done += n;
+      if (n === 0 || done === len) {
+        this.counts.cachedReads++;
+        return done;
+      }
+    }
   }
 
   stats(): EngineIoStats {

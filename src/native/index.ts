@@ -36,6 +36,7 @@ export {
   isUnsupported,
   nowaitReadAvailable,
   readNowait,
+  readNowaitBuffered,
   type IoCallback,
   type IoEngineOptions,
   type IoEngineStats,

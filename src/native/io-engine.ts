@@ -587,6 +587,8 @@ export class IoEngine {
 
 const addon = native?.readNowait ? native : undefined;
 
+const nowaitUnchecked = addon?.readNowaitBuffered ?? addon?.readNowait;
+
 /** Whether readNowait can serve reads here (the addon is loaded and has it). */
 export const nowaitReadAvailable = addon !== undefined;
 
@@ -604,6 +606,17 @@ export const nowaitReadAvailable = addon !== undefined;
 export function readNowait(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): number | undefined {
   if (!addon) return undefined;
   const n = addon.readNowait!(fd, buffer, offset, length, position);
+  return n >= 0 ? n : undefined;
+}
+
+/**
+ * readNowait for a descriptor the caller knows has O_DIRECT off (it owns
+ * the descriptor's flags): the same answers without the fcntl per read.
+ * On an O_DIRECT descriptor it would read through to the device.
+ */
+export function readNowaitBuffered(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): number | undefined {
+  if (!nowaitUnchecked) return undefined;
+  const n = nowaitUnchecked(fd, buffer, offset, length, position);
   return n >= 0 ? n : undefined;
 }
 

@@ -123,6 +123,8 @@ export interface NativeAddon {
   engineClose(handle: RawEngineHandle): void;
   /** preadv2(RWF_NOWAIT) on the calling thread: bytes or a negative errno (absent in builds before it). */
   readNowait?(fd: number, buffer: Uint8Array, bufOffset: number, length: number, position: number): number;
+  /** readNowait without the O_DIRECT check (F_GETFL), for descriptors known to be buffered. */
+  readNowaitBuffered?(fd: number, buffer: Uint8Array, bufOffset: number, length: number, position: number): number;
   readonly RWF: { HIPRI: number; DSYNC: number; SYNC: number; NOWAIT: number; DONTCACHE: number };
   readonly maxIoBytes: number;
 }

@@ -7,7 +7,7 @@ import net from 'node:net';
 import { EventEmitter } from 'node:events';
 import { randomInt } from 'node:crypto';
 import { XdrReader, XdrWriter, XdrError } from '../xdr/index.js';
-import { RecordDecoder, RecordTooLargeError } from './record.js';
+import { RecordDecoder, RecordTooLargeError, STREAM_MIN } from './record.js';
 import { AUTH_NONE, AcceptStat, type AuthSys, decodeReplyHeader, encodeAuthSys, encodeCallHeader, type OpaqueAuth } from './message.js';
 import {
   acceptError,
@@ -23,6 +23,12 @@ import { type Logger, silentLogger } from '../log.js';
 /** Receive buffers while no large record is being filled: slabs of this size, used down to RECEIVE_MIN bytes. */
 const RECEIVE_SLAB = 256 * 1024;
 const RECEIVE_MIN = 32 * 1024;
+/**
+ * What is read at a record boundary after a large reply (another is likely
+ * next: READ data streaming in): a READ reply's head, so its body goes
+ * straight into the record's own buffer instead of a slab and a copy.
+ */
+const HEAD_READ = 512;
 
 export interface RpcClientOptions {
   host: string;
@@ -66,6 +72,8 @@ export class RpcClient extends EventEmitter {
   private corkedSocket: net.Socket | undefined;
   private slab: Buffer = Buffer.alloc(0);
   private slabUsed = 0;
+  /** The last reply completed was a large one (see HEAD_READ). */
+  private largeLast = false;
   private connecting: Promise<void> | undefined;
   private decoder: RecordDecoder;
   private readonly pending = new Map<number, Pending>();
@@ -84,7 +92,7 @@ export class RpcClient extends EventEmitter {
   constructor(readonly opts: RpcClientOptions) {
     super();
     this.maxRecord = opts.maxRecord ?? 4 * 1024 * 1024;
-    this.decoder = new RecordDecoder(this.maxRecord);
+    this.decoder = new RecordDecoder(this.maxRecord, undefined, 0);
     const c = opts.cred;
     this.cred = !c ? AUTH_NONE : 'flavor' in c ? c : encodeAuthSys(c);
     this.log = opts.logger ?? silentLogger;
@@ -192,7 +200,12 @@ export class RpcClient extends EventEmitter {
       // their record, not read in 64 KiB pieces and copied there. (node
       // honours `onread` in the constructor only.)
       const onread: net.OnReadOpts = {
-        buffer: () => (this.socket === socket ? this.decoder.fillTarget() : undefined) ?? this.slabSpace(),
+        buffer: () => {
+          const target = this.socket === socket ? this.decoder.fillTarget() : undefined;
+          if (target) return target;
+          const space = this.slabSpace();
+          return this.largeLast ? space.subarray(0, HEAD_READ) : space;
+        },
         callback: (n, buf) => {
           if (buf.buffer === this.slab.buffer) this.slabUsed += n;
           this.onData(socket, Buffer.from(buf.buffer, buf.byteOffset, n));
@@ -230,7 +243,7 @@ export class RpcClient extends EventEmitter {
     this.socket = socket;
     this.everConnected = true;
     this.reconnectDelay = 0;
-    this.decoder = new RecordDecoder(this.maxRecord);
+    this.decoder = new RecordDecoder(this.maxRecord, undefined, 0);
     socket.setNoDelay(true);
     socket.on('error', (err) => this.log.debug({ err }, 'rpc connection error'));
     socket.on('close', () => this.onClose(socket));
@@ -288,6 +301,7 @@ export class RpcClient extends EventEmitter {
       }
       throw err;
     }
+    if (records.length > 0) this.largeLast = records[records.length - 1]!.length >= STREAM_MIN;
     for (const rec of records) this.onReply(rec);
     if (this.pending.size === 0) socket.unref();
   }

@@ -4,12 +4,13 @@
 
 const LAST_FRAGMENT = 0x8000_0000;
 /**
- * A fragment at least this long, once this much of it has arrived, gets its
- * own buffer and every later chunk is copied into it as it comes: chunks die
- * young instead of waiting (and being promoted by the GC) until the whole
- * fragment is here. A bare header allocates nothing.
+ * A fragment at least this long, once this much of it has arrived (by
+ * default; see RecordDecoder's `fillFrom`), gets its own buffer and every
+ * later chunk is copied into it as it comes: chunks die young instead of
+ * waiting (and being promoted by the GC) until the whole fragment is here.
+ * A bare header allocates nothing.
  */
-const STREAM_MIN = 64 * 1024;
+export const STREAM_MIN = 64 * 1024;
 
 export class RecordTooLargeError extends Error {
   override name = 'RecordTooLargeError';
@@ -31,8 +32,16 @@ export class RecordDecoder {
   /**
    * `alloc` makes the buffers that bytes spanning several chunks are copied
    * into (Buffer.allocUnsafe by default): the server's record pool.
+   * `fillFrom`: how much of a large fragment must have arrived before it gets
+   * its own buffer. A client that trusts the lengths its server announces
+   * (they are still checked against `maxRecord`) passes 0: the buffer is
+   * made at the header, and the body is received straight into it.
    */
-  constructor(readonly maxRecord: number, private readonly alloc?: (n: number) => Buffer) {}
+  constructor(
+    readonly maxRecord: number,
+    private readonly alloc?: (n: number) => Buffer,
+    private readonly fillFrom = STREAM_MIN,
+  ) {}
 
   /** Bytes held while waiting for the rest of a record. */
   get pendingBytes(): number {
@@ -79,7 +88,7 @@ export class RecordDecoder {
         throw new RecordTooLargeError(`record of at least ${this.recordLen + len} bytes exceeds limit ${this.maxRecord}`);
       }
       if (this.buffered < 4 + len) {
-        if (len >= STREAM_MIN && this.buffered - 4 >= STREAM_MIN) this.startFill(len, (header & LAST_FRAGMENT) !== 0);
+        if (len >= STREAM_MIN && this.buffered - 4 >= this.fillFrom) this.startFill(len, (header & LAST_FRAGMENT) !== 0);
         return out;
       }
       this.take(4);

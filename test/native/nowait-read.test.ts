@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { EngineIo } from '../../src/localio/io.js';
-import { IoEngine, allocAligned, dropCachedPages, native, nativeStatus, nowaitReadAvailable, openODirect, readNowait, statxDioAlign } from '../../src/native/index.js';
+import { IoEngine, allocAligned, dropCachedPages, native, nativeStatus, nowaitReadAvailable, openODirect, readNowait, readNowaitBuffered, statxDioAlign } from '../../src/native/index.js';
 
 const run = promisify(execFile);
 const skip = native && nowaitReadAvailable ? false : `native addon unavailable: ${nativeStatus().reason ?? 'built without readNowait'}`;
@@ -150,6 +150,26 @@ describe('reads from the page cache without the IO threads', { skip }, () => {
     }
   });
 
+  test('readCached (no O_DIRECT check) answers at once from the cache, and nothing for a page not cached', () => {
+    const { fd, data } = fileOf('cached-sync', 64 * PAGE);
+    try {
+      const buf = Buffer.alloc(3 * PAGE);
+      const before = io.stats();
+      assert.equal(io.readCached(fd, buf, 0, 3 * PAGE, 7 * PAGE), 3 * PAGE);
+      assert.deepEqual(buf, data.subarray(7 * PAGE, 10 * PAGE));
+      // The end of the file: the bytes up to it.
+      assert.equal(io.readCached(fd, buf, 0, 3 * PAGE, 63 * PAGE), PAGE);
+      assert.deepEqual(buf.subarray(0, PAGE), data.subarray(63 * PAGE));
+      assert.equal(io.stats().cachedReads - before.cachedReads, 2);
+      assert.equal(dropCachedPages(fd), true);
+      assert.equal(io.readCached(fd, buf, 0, PAGE, 20 * PAGE), undefined);
+      assert.equal(readNowaitBuffered(fd, buf, 0, PAGE, 20 * PAGE), undefined);
+      assert.equal(io.stats().engineReads, before.engineReads);
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
   test('readNowait checks its arguments and reports a bad descriptor as "not now"', () => {
     const buf = Buffer.alloc(PAGE);
     assert.throws(() => native!.readNowait!(0, buf, 0, PAGE + 1, 0), RangeError);
@@ -157,6 +177,8 @@ describe('reads from the page cache without the IO threads', { skip }, () => {
     assert.throws(() => native!.readNowait!(0, 'x' as unknown as Buffer, 0, 1, 0), TypeError);
     assert.equal(native!.readNowait!(1_000_000, buf, 0, PAGE, 0), -9); // EBADF
     assert.equal(readNowait(1_000_000, buf, 0, PAGE, 0), undefined);
+    assert.throws(() => native!.readNowaitBuffered!(0, buf, 0, PAGE + 1, 0), RangeError);
+    assert.equal(native!.readNowaitBuffered!(1_000_000, buf, 0, PAGE, 0), -9);
   });
 });
 

@@ -129,6 +129,29 @@ test('a large fragment gets no buffer until a first part of its body has arrived
   assert.equal(d.pendingBytes, 1000 + 64 * 1024);
 });
 
+test('fillFrom 0: a large fragment gets its buffer at its header, and the body is received into it', () => {
+  const big = Buffer.alloc(300 * 1024);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 0xff;
+  let allocated = 0;
+  const d = new RecordDecoder(1 << 20, (n) => {
+    allocated += n;
+    return Buffer.allocUnsafe(n);
+  }, 0);
+  // A head read: the mark and a few bytes of the body.
+  assert.deepEqual(d.push(Buffer.concat([recordMark(big.length), big.subarray(0, 100)])), []);
+  assert.equal(allocated, big.length);
+  let target = d.fillTarget();
+  assert.equal(target?.length, big.length - 100);
+  big.copy(target!, 0, 100);
+  const out = d.push(target!);
+  assert.equal(out.length, 1);
+  assert.ok(out[0]!.equals(big));
+  assert.equal(d.fillTarget(), undefined);
+  // Small records are not given buffers of their own.
+  assert.deepEqual(d.push(Buffer.concat([recordMark(3), Buffer.from('end')])).map(String), ['end']);
+  assert.equal(allocated, big.length);
+});
+
 test('bytes received in place through fillTarget() complete the record without a copy', () => {
   const big = Buffer.alloc(200 * 1024);
   for (let i = 0; i < big.length; i++) big[i] = (i * 13) & 0xff;
