@@ -22,7 +22,18 @@
 //
 // Full chunks are written as soon as they are complete (so a sequential
 // writer streams); partial ones wait for sync/close, memory pressure or the
-// writeback delay. Memory is charged to the DirtyAccountant page by page;
+// writeback delay.
+//
+// COMMITs are pipelined with the WRITEs: over the background threshold,
+// once an eighth of the hard dirty limit is written UNSTABLE and waits for
+// COMMIT (or a writer waits for memory and no WRITE of the file is left
+// to complete), a COMMIT goes out for the ranges whose WRITEs have completed,
+// while WRITEs of the next ranges keep going; one COMMIT per file at a
+// time (the server syncs the whole file for each). Waiting for the dirty
+// limit to fill first would leave no WRITE in flight while the server
+// syncs, and the writer stalled for the whole COMMIT.
+//
+// Memory is charged to the DirtyAccountant page by page;
 // only application writes reserve (and may wait); WRITE and COMMIT only
 // release.
 //
@@ -102,6 +113,8 @@ export class WriteBack {
   private readonly unstable = new Map<number, UnstableRecord>();
   private readonly unstableRefs = new Map<number, number>();
   private nextRecord = 1;
+  /** Bytes of the `unstable` records. */
+  private unstableBytes = 0;
   private readonly inflight = new Set<Promise<void>>();
   private readonly commits = new Set<Promise<void>>();
   private running = false;
@@ -134,6 +147,21 @@ export class WriteBack {
 
   get dirtyBytes(): number {
     return this.dirty.size;
+  }
+
+  /** Unstable bytes at which a COMMIT goes out while writing goes on. */
+  private get commitThreshold(): number {
+    return Math.max(this.host.chunkSize, Math.floor(this.host.accountant.hard / 8));
+  }
+
+  /** Start a COMMIT of what is written unstable when enough is, or when nothing else can free memory. */
+  private maybeCommit(): void {
+    if (this.commits.size > 0 || this.unstable.size === 0) return;
+    // A writer waiting for memory with no WRITE of ours left to complete: only a COMMIT frees any.
+    const starved = this.host.accountant.waiting > 0 && this.inflight.size === 0;
+    // Below the background threshold nothing is committed before sync/close (as nothing is flushed).
+    if (!starved && (this.unstableBytes < this.commitThreshold || !this.host.accountant.overBackground)) return;
+    void this.commit().catch(() => undefined);
   }
 
   get unstableCount(): number {
@@ -288,6 +316,7 @@ export class WriteBack {
     } finally {
       this.commits.delete(p);
     }
+    this.maybeCommit();
   }
 
   private async doCommit(ids: number[]): Promise<void> {
@@ -321,6 +350,7 @@ export class WriteBack {
     const rec = this.unstable.get(id);
     if (!rec) return;
     this.unstable.delete(id);
+    this.unstableBytes -= rec.e - rec.s;
     this.forEachPage(rec.s, rec.e, (idx) => {
       const n = (this.unstableRefs.get(idx) ?? 1) - 1;
       if (n > 0) this.unstableRefs.set(idx, n);
@@ -437,6 +467,7 @@ export class WriteBack {
     const done = (): void => {
       this.host.writeSlots.release();
       this.inflight.delete(p);
+      if (this.inflight.size === 0) this.maybeCommit();
       if (this.dirty.intersects(s, e) || (!this.dirty.isEmpty && this.syncing > 0)) {
         // Bytes that waited for this WRITE may go now.
         const cs = this.host.chunkSize;
@@ -475,7 +506,9 @@ export class WriteBack {
     if (res.committed === stable_how.UNSTABLE) {
       const id = this.nextRecord++;
       this.unstable.set(id, { s, e: s + n, verf: res.verf });
+      this.unstableBytes += n;
       this.forEachPage(s, s + n, (idx) => this.unstableRefs.set(idx, (this.unstableRefs.get(idx) ?? 0) + 1));
+      this.maybeCommit();
     } else {
       c.stableWrites++;
     }

@@ -17,6 +17,10 @@
 //              buffer and trimmed (align.ts), or land in the caller's
 //              memory when it is aligned; writes are split into a buffered
 //              head, a direct middle and a buffered tail, in file order.
+//              The middle goes out from the write-back cache's pages
+//              themselves (allocated aligned) as one gathered write when
+//              they follow the memory rules, through a bounce buffer
+//              otherwise.
 //              A write too small for one aligned block, memory that cannot
 //              be aligned, or a file system without direct IO (tmpfs) goes
 //              buffered. Misalignment never fails a request.
@@ -53,7 +57,7 @@
 // it covers, and a buffered write in flight on a page it shares (or a large
 // folio around it) could bring stale bytes back over it.
 
-import { EngineIo, type LocalIo, type SyncKind } from './io.js';
+import { EngineIo, writeGathered, type LocalIo, type SyncKind } from './io.js';
 import { isAligned, isUnsupported, statxDioAlign, type DioAlign, type IoEngine, type IoError, type IoFlags } from '../native/index.js';
 import { alignDown, isAlignedRange, planDirectRead, planDirectWrite } from './align.js';
 import { AlignedBufferPool, type BufferPoolStats } from './buffer-pool.js';
@@ -260,6 +264,13 @@ export function slicePieces(pieces: readonly Buffer[], from: number, len: number
 function copyPieces(pieces: readonly Buffer[], from: number, len: number, dst: Buffer): void {
   let o = 0;
   for (const s of slicePieces(pieces, from, len)) o += s.copy(dst, o);
+}
+
+/** Whether O_DIRECT can take `slices` as they are: each at an aligned address and of an aligned length. */
+function piecesAligned(slices: readonly Buffer[], memAlign: number): boolean {
+  if (memAlign === 0) return false;
+  for (const s of slices) if (s.length % memAlign !== 0 || isAligned(s, memAlign) !== true) return false;
+  return true;
 }
 
 function syncFlags(sync: SyncKind): IoFlags | undefined {
@@ -485,25 +496,6 @@ export class LocalioEngine {
     }
   }
 
-  /** Writes `bufs` one after another from `pos` as IoEngine requests with `flags`; bytes, or an error with bytesDone. */
-  private async writeFlagged(e: IoEngine, fd: number, bufs: readonly Buffer[], pos: number, flags: IoFlags | undefined): Promise<number> {
-    const reqs = [];
-    let at = pos;
-    for (const b of bufs) {
-      if (b.length === 0) continue;
-      reqs.push({ op: 'write' as const, fd, buffer: b, position: at, flags });
-      at += b.length;
-    }
-    const results = await Promise.allSettled(e.submit(reqs));
-    let done = 0;
-    for (let i = 0; i < results.length; i++) {
-      const r = results[i]!;
-      if (r.status === 'fulfilled') done += reqs[i]!.buffer.length;
-      else throw withDone(r.reason, done + bytesDoneOf(r.reason));
-    }
-    return done;
-  }
-
   private async syncAfter(fd: number, sync: SyncKind): Promise<void> {
     if (sync === 'none') return;
     try {
@@ -519,7 +511,7 @@ export class LocalioEngine {
     if (e && f.dontcache) {
       let n: number | undefined;
       try {
-        n = await this.writeFlagged(e, f.fd, pieces, pos, { dontcache: true });
+        n = await writeGathered(e, f.fd, pieces, pos, { dontcache: true });
       } catch (err) {
         if (!isUnsupported(err)) throw err;
         // Refused before any IO: the whole write goes buffered.
@@ -564,15 +556,34 @@ export class LocalioEngine {
       return undefined;
     }
     const step = alignDown(pool.bufferSize, a.offsetAlign);
-    const oneIo = parts.length === 1 && length <= step;
+    // Write-back pages are allocated aligned: a direct part whose pieces all
+    // follow the memory rules goes out from them as one gathered write.
+    const inPlace = parts.map((p) => p.direct && piecesAligned(slicePieces(pieces, p.start - pos, p.length), a.memAlign));
+    const oneIo = parts.length === 1 && (inPlace[0] || length <= step);
     // One direct IO: RWF_DSYNC / RWF_SYNC on it (a FUA write where the device has it) instead of a separate sync.
     const ioFlags = oneIo && this.flagged ? syncFlags(sync) : undefined;
     let done = 0;
     let bufferedBytes = 0;
     let refused = false;
     try {
-      for (const part of parts) {
+      for (const [i, part] of parts.entries()) {
         const rel = part.start - pos;
+        if (inPlace[i] && !refused) {
+          const slices = slicePieces(pieces, rel, part.length);
+          try {
+            await this.gated(f, KIND_DIRECT, () =>
+              this.flagged ? writeGathered(this.flagged, d.fd, slices, part.start, ioFlags) : this.io.write(d.fd, slices, part.start, 'none'),
+            );
+            done += part.length;
+            continue;
+          } catch (err) {
+            if (!directRefusal(err)) throw err;
+            // O_DIRECT refused after all: this part and the rest go buffered.
+            f.direct = false;
+            fb.directRefused++;
+            refused = true;
+          }
+        }
         if (!part.direct || refused) {
           await this.gated(f, KIND_BUFFERED, () => this.io.write(f.fd, slicePieces(pieces, rel, part.length), part.start, 'none'));
           done += part.length;
@@ -587,7 +598,7 @@ export class LocalioEngine {
             this.counts.bounced++;
             const view = b.subarray(0, n);
             await this.gated(f, KIND_DIRECT, () =>
-              this.flagged ? this.writeFlagged(this.flagged, d.fd, [view], part.start + s, ioFlags) : this.io.write(d.fd, [view], part.start + s, 'none'),
+              this.flagged ? writeGathered(this.flagged, d.fd, [view], part.start + s, ioFlags) : this.io.write(d.fd, [view], part.start + s, 'none'),
             );
           } catch (err) {
             if (!directRefusal(err)) throw err;

@@ -19,7 +19,7 @@
 // cache miss, O_DIRECT, writes, syncs) still runs on the dedicated pool.
 
 import fs from 'node:fs';
-import { IoEngine, readNowait, readNowaitBuffered, nowaitReadAvailable, type IoCallback, type IoError, type IoRequest } from '../native/index.js';
+import { IoEngine, MAX_IOV, readNowait, readNowaitBuffered, nowaitReadAvailable, type IoCallback, type IoError, type IoFlags, type IoRequest } from '../native/index.js';
 
 export type SyncKind = 'none' | 'data' | 'file';
 
@@ -131,8 +131,8 @@ export interface EngineIoStats {
 
 /**
  * The IoEngine: dedicated threads (native) with completions batched back to
- * JS. A write's pieces go in together (the engine keeps many in flight) and
- * the sync, when asked, follows once they are all done.
+ * JS. A write's pieces go in as one gathered write (pwritev2 of them all),
+ * and the sync, when asked, follows once it is done.
  *
  * Reads try the page cache first (readNowait, above). Those that go to the
  * engine are plugged: those asked for in one turn of the event loop (the
@@ -214,26 +214,7 @@ export class EngineIo implements LocalIo {
   }
 
   async write(fd: number, pieces: readonly Buffer[], pos: number, sync: SyncKind): Promise<number> {
-    const reqs = [];
-    let at = pos;
-    for (const p of pieces) {
-      if (p.length === 0) continue;
-      reqs.push({ op: 'write' as const, fd, buffer: p, position: at });
-      at += p.length;
-    }
-    const results = await Promise.allSettled(this.engine.submit(reqs));
-    // A short write is the prefix of pieces written in full, plus what the
-    // first failed piece got done; bytes after it are written again later.
-    let done = 0;
-    for (let i = 0; i < results.length; i++) {
-      const r = results[i]!;
-      if (r.status === 'fulfilled') {
-        done += reqs[i]!.buffer.length;
-        continue;
-      }
-      const err = r.reason as IoError;
-      throw withDone(err, done + (err.bytesDone ?? 0));
-    }
+    const done = await writeGathered(this.engine, fd, pieces, pos, undefined);
     if (sync !== 'none') {
       try {
         await this.sync(fd, sync === 'data');
@@ -251,6 +232,41 @@ export class EngineIo implements LocalIo {
   close(): Promise<void> {
     return this.engine.close();
   }
+}
+
+/**
+ * Writes the concatenation of `pieces` at `pos` as gathered writes of at
+ * most MAX_IOV buffers each (one pwritev2 per MAX_IOV pieces, not one per
+ * piece); every byte, or an error carrying `bytesDone` (the prefix that
+ * landed: the writes before the first failed one, plus what it got done).
+ */
+export async function writeGathered(engine: IoEngine, fd: number, pieces: readonly Buffer[], pos: number, flags: IoFlags | undefined): Promise<number> {
+  const reqs: IoRequest[] = [];
+  const lengths: number[] = [];
+  let at = pos;
+  for (let i = 0; i < pieces.length; i += MAX_IOV) {
+    const buffers = pieces.slice(i, i + MAX_IOV);
+    let n = 0;
+    for (const b of buffers) n += b.length;
+    if (n === 0) continue;
+    reqs.push({ op: 'write', fd, buffers, position: at, flags });
+    lengths.push(n);
+    at += n;
+  }
+  if (reqs.length === 0) return 0;
+  if (reqs.length === 1) return engine.run(reqs[0]!);
+  const results = await Promise.allSettled(engine.submit(reqs));
+  let done = 0;
+  for (let i = 0; i < results.length; i++) {
+    const r = results[i]!;
+    if (r.status === 'fulfilled') {
+      done += lengths[i]!;
+      continue;
+    }
+    const err = r.reason as IoError;
+    throw withDone(err, done + (err.bytesDone ?? 0));
+  }
+  return done;
 }
 
 /** The engine LOCALIO shares (and its benchmark measures). */

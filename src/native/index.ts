@@ -33,6 +33,7 @@ export {
 export {
   IoEngine,
   MAX_IO_BYTES,
+  MAX_IOV,
   isUnsupported,
   nowaitReadAvailable,
   readNowait,

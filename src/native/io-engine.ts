@@ -20,7 +20,9 @@
 //  - read: one read; a short read is returned as is (bytes read).
 //  - write: every byte or an error; short writes are continued inside the
 //    engine and never reported complete. A failed write's error carries
-//    `bytesDone`, what landed before it failed.
+//    `bytesDone`, what landed before it failed. A write may gather several
+//    buffers (`buffers`): one pwritev2 for all of them (fallback: fs.writev),
+//    so cache pages go out without being copied together first.
 //  - fsync / fdatasync.
 //  - No splitting or realignment: misaligned O_DIRECT fails with EINVAL,
 //    for the caller (which knows the alignment from statxDioAlign) to split.
@@ -53,6 +55,11 @@ export interface IoRequest {
   fd: number;
   /** read/write: the memory to read into or write from. */
   buffer?: Uint8Array;
+  /**
+   * write only, instead of `buffer`: write the concatenation of these (at
+   * most MAX_IOV of them, MAX_IO_BYTES in all), as one gathered write.
+   */
+  buffers?: readonly Uint8Array[];
   /** Where in `buffer` to start (default 0). */
   offset?: number;
   /** Bytes to move (default: the rest of `buffer` after `offset`). */
@@ -128,11 +135,15 @@ const RWF_NOWAIT = 0x8;
 const RWF_DONTCACHE = 0x80;
 /** The most one read or write moves on Linux (MAX_RW_COUNT). */
 export const MAX_IO_BYTES = 0x7ffff000;
+/** The most buffers one gathered write takes (Linux's UIO_MAXIOV). */
+export const MAX_IOV = 1024;
 
 interface Norm {
   op: number;
   fd: number;
   buffer: Uint8Array | null;
+  /** A gathered write's buffers (empty ones left out); null otherwise. */
+  buffers: readonly Uint8Array[] | null;
   offset: number;
   length: number;
   position: number;
@@ -179,13 +190,29 @@ function normalize(req: IoRequest): Norm {
   if (op === undefined) throw new TypeError(`op must be read, write, fsync or fdatasync, got ${String(req.op)}`);
   const fd = checkInt('fd', req.fd, 0x7fffffff);
   const rwf = flagsToRwf(req.flags);
-  if (op >= 2) return { op, fd, buffer: null, offset: 0, length: 0, position: 0, rwf };
+  if (op >= 2) return { op, fd, buffer: null, buffers: null, offset: 0, length: 0, position: 0, rwf };
+  if (req.buffers !== undefined) {
+    if (op !== 1) throw new TypeError(`buffers is for writes only, not ${req.op}`);
+    if (!Array.isArray(req.buffers) || req.buffers.length > MAX_IOV) throw new RangeError(`buffers must be an array of at most ${MAX_IOV} Uint8Arrays`);
+    const buffers: Uint8Array[] = [];
+    let length = 0;
+    for (const b of req.buffers) {
+      if (!(b instanceof Uint8Array)) throw new TypeError('buffers must hold Uint8Arrays');
+      if (b.byteLength === 0) continue;
+      buffers.push(b);
+      length += b.byteLength;
+    }
+    if (length > MAX_IO_BYTES) throw new RangeError(`buffers hold ${length} bytes, more than one write moves (${MAX_IO_BYTES})`);
+    const position = checkInt('position', req.position, Number.MAX_SAFE_INTEGER);
+    if (buffers.length === 1) return { op, fd, buffer: buffers[0]!, buffers: null, offset: 0, length, position, rwf };
+    return { op, fd, buffer: null, buffers, offset: 0, length, position, rwf };
+  }
   const buffer = req.buffer;
   if (!(buffer instanceof Uint8Array)) throw new TypeError(`${req.op} needs a buffer (Uint8Array)`);
   const offset = checkInt('offset', req.offset ?? 0, buffer.byteLength);
   const length = checkInt('length', req.length ?? buffer.byteLength - offset, Math.min(MAX_IO_BYTES, buffer.byteLength - offset));
   const position = checkInt('position', req.position, Number.MAX_SAFE_INTEGER);
-  return { op, fd, buffer, offset, length, position, rwf };
+  return { op, fd, buffer, buffers: null, offset, length, position, rwf };
 }
 
 class NativeBackend implements Backend {
@@ -218,6 +245,11 @@ class NativeBackend implements Backend {
   }
 
   issue(slot: number, r: Norm, kick: boolean): number {
+    if (r.buffers) {
+      if (this.addon.engineSubmitv) return this.addon.engineSubmitv(this.handle, slot, r.fd, r.buffers, r.position, r.rwf, kick);
+      // An addon built before gathered writes: one copy, one write.
+      return this.addon.engineSubmit(this.handle, slot, r.op, r.fd, Buffer.concat(r.buffers), 0, r.length, r.position, r.rwf, kick);
+    }
     return this.addon.engineSubmit(this.handle, slot, r.op, r.fd, r.buffer, r.offset, r.length, r.position, r.rwf, kick);
   }
 
@@ -263,7 +295,7 @@ class FallbackBackend implements Backend {
   issue(slot: number, r: Norm, _kick: boolean): number {
     if (r.rwf & (RWF_DONTCACHE | RWF_NOWAIT)) return EOPNOTSUPP;
     const done = (result: number, partial = 0): void => this.complete(slot, result, partial);
-    if (r.op <= 1 && r.length === 0) {
+    if (r.op <= 1 && r.length === 0 && !r.buffers) {
       // As preadv2/pwritev2 with nothing to move (fs.read refuses an empty buffer).
       process.nextTick(done, 0);
       return 0;
@@ -280,6 +312,14 @@ class FallbackBackend implements Backend {
         };
         const step = (written: number): void => {
           if (written >= r.length) return sync();
+          if (r.buffers) {
+            fs.writev(r.fd, piecesAfter(r.buffers, written), r.position + written, (err, n) => {
+              if (err) done(errnoOf(err), written);
+              else if (n === 0) done(-5 /* EIO: no progress */, written);
+              else step(written + n);
+            });
+            return;
+          }
           fs.write(r.fd, r.buffer!, r.offset + written, r.length - written, r.position + written, (err, n) => {
             if (err) done(errnoOf(err), written);
             else if (n === 0) done(-5 /* EIO: no progress */, written);
@@ -305,6 +345,21 @@ class FallbackBackend implements Backend {
   }
 
   shutdown(): void {}
+}
+
+/** The buffers of a gathered write from byte `skip` on (views, no copy). */
+function piecesAfter(buffers: readonly Uint8Array[], skip: number): Uint8Array[] {
+  if (skip === 0) return buffers as Uint8Array[];
+  const out: Uint8Array[] = [];
+  for (const b of buffers) {
+    if (skip >= b.byteLength) {
+      skip -= b.byteLength;
+      continue;
+    }
+    out.push(skip > 0 ? b.subarray(skip) : b);
+    skip = 0;
+  }
+  return out;
 }
 
 const SYSCALLS_NATIVE = ['preadv2', 'pwritev2', 'fsync', 'fdatasync'];

@@ -31,7 +31,10 @@
  *  - read: preadv2 once; a short read is returned as is.
  *  - write: pwritev2 until every byte is written; a short write is continued
  *    inside the engine, never reported complete. On error the result is
- *    -errno and `partial` says how many bytes did land first.
+ *    -errno and `partial` says how many bytes did land first. A write may
+ *    gather several buffers (engineSubmitv): one pwritev2 for all of them,
+ *    so a 1 MiB write made of 64 KiB cache pages is one system call (and,
+ *    with RWF_DONTCACHE, one writeback kick) instead of sixteen.
  *  - fsync / fdatasync.
  * Per-IO flags are RWF_* (RWF_DSYNC, RWF_SYNC, RWF_NOWAIT, RWF_DONTCACHE).
  * A kernel or file system without a flag answers -EOPNOTSUPP, which is
@@ -75,6 +78,8 @@
 /* The most one read or write moves on Linux (MAX_RW_COUNT); results fit int32. */
 #define MAX_IO_BYTES 0x7ffff000u
 #define MAX_DEPTH 65536
+/* Buffers in one gathered write (the kernel's UIO_MAXIOV). */
+#define MAX_IOV 1024
 #define MAX_THREADS 256
 
 enum { OP_READ = 0, OP_WRITE = 1, OP_FSYNC = 2, OP_FDATASYNC = 3 };
@@ -82,6 +87,13 @@ enum { OP_READ = 0, OP_WRITE = 1, OP_FSYNC = 2, OP_FDATASYNC = 3 };
 typedef struct {
   uint8_t* buf;
   size_t len;
+  /* Writes: the buffers, `one` for a plain write or the slot's own array
+   * (grown on the JS thread, kept for the slot's next gathered write). */
+  struct iovec* iov;
+  uint32_t iovcnt;
+  uint32_t iovcap;
+  struct iovec* iovmem;
+  struct iovec one;
   int64_t pos;
   int32_t fd;
   int32_t op;
@@ -137,6 +149,8 @@ static void engine_unref(engine* e) {
   pthread_mutex_destroy(&e->mu);
   pthread_cond_destroy(&e->work);
   pthread_cond_destroy(&e->ready_cv);
+  if (e->req)
+    for (uint32_t i = 0; i < e->depth; i++) free(e->req[i].iovmem);
   free(e->req);
   free(e->sq);
   free(e->cq);
@@ -196,9 +210,10 @@ static void run_io(io_req* r) {
     }
     case OP_WRITE: {
       size_t done = 0;
+      struct iovec* iov = r->iov;
+      uint32_t cnt = r->iovcnt;
       while (done < r->len) {
-        struct iovec iov = {.iov_base = r->buf + done, .iov_len = r->len - done};
-        n = pwritev2(r->fd, &iov, 1, r->pos + (int64_t)done, r->rwf);
+        n = pwritev2(r->fd, iov, (int)cnt, r->pos + (int64_t)done, r->rwf);
         if (n < 0) {
           if (errno == EINTR) continue;
           r->result = -errno;
@@ -211,6 +226,17 @@ static void run_io(io_req* r) {
           return;
         }
         done += (size_t)n;
+        /* Past the buffers written in full; into the one written in part. */
+        size_t left = (size_t)n;
+        while (cnt > 0 && left >= iov->iov_len) {
+          left -= iov->iov_len;
+          iov++;
+          cnt--;
+        }
+        if (left > 0) {
+          iov->iov_base = (uint8_t*)iov->iov_base + left;
+          iov->iov_len -= left;
+        }
       }
       r->result = (int32_t)done;
       return;
@@ -590,6 +616,26 @@ static napi_value EngineCreate(napi_env env, napi_callback_info info) {
   return obj;
 }
 
+/* On the JS thread: hand the filled-in request in `slot` to AIO or the workers. */
+static void queue_request(napi_env env, engine* e, uint32_t slot, io_req* r, bool kick) {
+  if (!aio_try_read(e, slot, r)) {
+    pthread_mutex_lock(&e->mu);
+    e->sq[(e->sq_head + e->sq_len) % e->depth] = slot;
+    e->sq_len++;
+    if (e->sq_len > e->max_queued) e->max_queued = e->sq_len;
+    uint32_t grow = kick ? wake_workers(e) : 0;
+    pthread_mutex_unlock(&e->mu);
+    if (grow > 0) grow_pool(e, grow);
+  }
+  e->submitted++;
+  e->inflight++;
+  if (e->inflight > e->max_inflight) e->max_inflight = e->inflight;
+  if (!e->refd) {
+    napi_ref_threadsafe_function(env, e->tsfn);
+    e->refd = true;
+  }
+}
+
 /* engineSubmit(handle, slot, op, fd, buffer|null, bufOffset, length, position, rwf, kick)
  *   -> 0 | -errno
  * Queues one request in `slot`. With kick=false the workers are not woken
@@ -634,6 +680,10 @@ static napi_value EngineSubmit(napi_env env, napi_callback_info info) {
   }
   r->buf = data;
   r->len = (size_t)length;
+  r->one.iov_base = data;
+  r->one.iov_len = (size_t)length;
+  r->iov = &r->one;
+  r->iovcnt = 1;
   r->pos = position;
   r->fd = fd;
   r->op = op;
@@ -642,23 +692,80 @@ static napi_value EngineSubmit(napi_env env, napi_callback_info info) {
   r->partial = 0;
   r->busy = true;
 
-  if (!aio_try_read(e, (uint32_t)slot, r)) {
-    pthread_mutex_lock(&e->mu);
-    e->sq[(e->sq_head + e->sq_len) % e->depth] = (uint32_t)slot;
-    e->sq_len++;
-    if (e->sq_len > e->max_queued) e->max_queued = e->sq_len;
-    uint32_t grow = kick ? wake_workers(e) : 0;
-    pthread_mutex_unlock(&e->mu);
-    if (grow > 0) grow_pool(e, grow);
-  }
+  queue_request(env, e, (uint32_t)slot, r, kick);
+  return tsnfs_int(env, 0);
+}
 
-  e->submitted++;
-  e->inflight++;
-  if (e->inflight > e->max_inflight) e->max_inflight = e->inflight;
-  if (!e->refd) {
-    napi_ref_threadsafe_function(env, e->tsfn);
-    e->refd = true;
+/* engineSubmitv(handle, slot, fd, buffers, position, rwf, kick) -> 0 | -errno
+ * Queues one write of the concatenation of `buffers` (an array of at most
+ * MAX_IOV Uint8Arrays, MAX_IO_BYTES in all) at `position`, as one pwritev2
+ * (continued while short). The caller keeps the buffers alive and unchanged
+ * until the completion. */
+static napi_value EngineSubmitv(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 7) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "engineSubmitv takes 7 arguments");
+    return NULL;
   }
+  engine* e = get_engine(env, argv[0]);
+  if (!e) return NULL;
+  int32_t slot, fd, rwf;
+  int64_t position;
+  bool kick, is_array = false;
+  uint32_t count = 0;
+  if (!tsnfs_arg_int32(env, argv[1], "slot", 0, (int32_t)e->depth - 1, &slot) ||
+      !tsnfs_arg_int32(env, argv[2], "fd", 0, INT32_MAX, &fd) ||
+      !tsnfs_arg_int64(env, argv[4], "position", 0, INT64_MAX, &position) ||
+      !tsnfs_arg_int32(env, argv[5], "rwf", 0, INT32_MAX, &rwf) ||
+      !tsnfs_arg_bool(env, argv[6], "kick", &kick))
+    return NULL;
+  if (napi_is_array(env, argv[3], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[3], &count) != napi_ok ||
+      count < 1 || count > MAX_IOV) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "buffers must be an array of 1 to 1024 Uint8Arrays");
+    return NULL;
+  }
+  if (rwf & ~RWF_ALLOWED) return tsnfs_int(env, -EINVAL);
+  if (e->closed || e->released || e->joined) return tsnfs_int(env, -ESHUTDOWN);
+  io_req* r = &e->req[slot];
+  if (r->busy) return tsnfs_int(env, -EBUSY);
+  if (r->iovcap < count) {
+    struct iovec* grown = realloc(r->iovmem, (size_t)count * sizeof *grown);
+    if (!grown) return tsnfs_int(env, -ENOMEM);
+    r->iovmem = grown;
+    r->iovcap = count;
+  }
+  uint64_t total = 0;
+  uint32_t used = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value item;
+    uint8_t* data;
+    size_t len;
+    NAPI_CALL(env, napi_get_element(env, argv[3], i, &item));
+    if (!tsnfs_arg_bytes(env, item, "buffers[i]", &data, &len)) return NULL;
+    if (len == 0) continue; /* nothing to gather; an empty iovec would read as no progress */
+    total += len;
+    if (total > MAX_IO_BYTES) {
+      napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "buffers hold more than one write may move");
+      return NULL;
+    }
+    r->iovmem[used].iov_base = data;
+    r->iovmem[used].iov_len = len;
+    used++;
+  }
+  r->buf = used > 0 ? (uint8_t*)r->iovmem[0].iov_base : NULL;
+  r->len = (size_t)total;
+  r->iov = r->iovmem;
+  r->iovcnt = used;
+  r->pos = position;
+  r->fd = fd;
+  r->op = OP_WRITE;
+  r->rwf = rwf;
+  r->result = 0;
+  r->partial = 0;
+  r->busy = true;
+  queue_request(env, e, (uint32_t)slot, r, kick);
   return tsnfs_int(env, 0);
 }
 
@@ -796,6 +903,8 @@ bool tsnfs_init_engine(napi_env env, napi_value exports) {
   if (napi_create_object(env, &rwf) != napi_ok) return false;
   return tsnfs_export_fn(env, exports, "engineCreate", EngineCreate) &&
          tsnfs_export_fn(env, exports, "engineSubmit", EngineSubmit) &&
+         tsnfs_export_fn(env, exports, "engineSubmitv", EngineSubmitv) &&
+         tsnfs_set_int(env, exports, "maxIov", MAX_IOV) &&
          tsnfs_export_fn(env, exports, "engineKick", EngineKick) &&
          tsnfs_export_fn(env, exports, "engineStats", EngineStats) &&
          tsnfs_export_fn(env, exports, "engineClose", EngineClose) &&

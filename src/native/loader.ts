@@ -118,6 +118,8 @@ export interface NativeAddon {
     rwf: number,
     kick: boolean,
   ): number;
+  /** One write gathering `buffers` (absent in builds before it). */
+  engineSubmitv?(handle: RawEngineHandle, slot: number, fd: number, buffers: readonly Uint8Array[], position: number, rwf: number, kick: boolean): number;
   engineKick(handle: RawEngineHandle): void;
   engineStats(handle: RawEngineHandle): RawEngineStats;
   engineClose(handle: RawEngineHandle): void;

@@ -172,6 +172,32 @@ describe('dirty limits', () => {
     files.forEach((name, i) => assert.ok(s.file(name)!.stable.equals(payloads[i]!), `${name} complete`));
   });
 
+  test('over the background limit, COMMITs go out while WRITEs keep flowing; a new verifier then resends', async () => {
+    const s = await server();
+    const hard = 8 * MiB;
+    let commits = 0;
+    let writesDuringCommit = 0;
+    s.hooks.commit = async () => {
+      commits++;
+      const before = s.calls.WRITE ?? 0;
+      await sleep(30); // a server slow to sync
+      writesDuringCommit = Math.max(writesDuringCommit, (s.calls.WRITE ?? 0) - before);
+      if (commits === 2) s.crash(); // the data of this COMMIT's window is lost: new verifier
+    };
+    const c = await client(s, '', { wsize: 256 * 1024, dirty: { hard } });
+    const data = randomBytes(48 * MiB);
+    const h = await c.open('stream', 'w');
+    for (let off = 0; off < data.length; off += MiB) await h.write(data, off, MiB, off);
+    await h.close();
+    const st = c.stats().writeback;
+    assert.ok(s.file('stream')!.stable.equals(data), 'the committed file is complete');
+    assert.ok(writesDuringCommit > 0, 'some WRITEs were answered while a COMMIT was pending');
+    assert.ok(st.commits >= 4, `commits: ${st.commits}`);
+    assert.ok(st.verifierMismatches >= 1 && st.commitResentBytes > 0, 'ranges of the lost window sent again');
+    assert.ok(st.peakDirtyBytes <= hard, `peak ${st.peakDirtyBytes} > ${hard}`);
+    assert.equal(st.dirtyBytes, 0, 'nothing left charged');
+  });
+
   test('an accountant shared by two clients bounds both', async () => {
     const s = await server();
     const first = await client(s, '', { dirty: { hard: 2 * MiB } });

@@ -428,3 +428,49 @@ describe('IoEngine when the disk fills', { skip }, () => {
     }
   });
 });
+
+describe('IoEngine gathered writes (buffers)', () => {
+  for (const backend of ['native', 'fallback'] as const) {
+    test(`${backend}: many buffers land in order as one write, empty ones skipped`, { skip: backend === 'native' ? skip : false }, async (t) => {
+      const engine = new IoEngine({ threads: 2, queueDepth: 8, backend });
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsnfs-gather-'));
+      const fd = fs.openSync(path.join(dir, 'f'), 'w+');
+      t.after(async () => {
+        fs.closeSync(fd);
+        await engine.close();
+        fs.rmSync(dir, { recursive: true, force: true });
+      });
+      const pieces = [randomBytes(65536), Buffer.alloc(0), randomBytes(1), randomBytes(4095), randomBytes(200_000)];
+      const whole = Buffer.concat(pieces);
+      const n = await engine.run({ op: 'write', fd, buffers: pieces, position: 4096 });
+      assert.equal(n, whole.length);
+      const back = Buffer.alloc(whole.length);
+      assert.equal(fs.readSync(fd, back, 0, back.length, 4096), whole.length);
+      assert.ok(back.equals(whole));
+      const err = await rejection(engine.run({ op: 'write', fd: 987654, buffers: pieces, position: 0 }));
+      assert.equal(err.code, 'EBADF');
+      assert.equal(err.bytesDone, 0);
+      assert.ok((await rejection(engine.run({ op: 'read', fd, buffers: pieces, position: 0 }))) instanceof TypeError);
+    });
+  }
+
+  test('ENOSPC part way through the buffers: bytesDone is the prefix that landed', { skip }, async (t) => {
+    const tiny = await mountTinyTmpfs(1024);
+    if (typeof tiny === 'string') return t.skip(tiny);
+    const engine = new IoEngine({ threads: 1, queueDepth: 4 });
+    const fd = fs.openSync(path.join(tiny.dir, 'big'), 'w+');
+    t.after(async () => {
+      fs.closeSync(fd);
+      await engine.close();
+      await tiny.cleanup();
+    });
+    const pieces = Array.from({ length: 32 }, (_, i) => Buffer.alloc(65536, i));
+    const err = await rejection(engine.run({ op: 'write', fd, buffers: pieces, position: 0 }));
+    assert.equal(err.code, 'ENOSPC');
+    assert.ok(err.bytesDone! > 0 && err.bytesDone! < 32 * 65536);
+    assert.equal(fs.fstatSync(fd).size, err.bytesDone);
+    const back = Buffer.alloc(err.bytesDone!);
+    fs.readSync(fd, back, 0, back.length, 0);
+    for (let i = 0; i < back.length; i += 65536) assert.equal(back[i], i / 65536, 'pieces in order');
+  });
+});
