@@ -92,7 +92,9 @@ export class FileHandles {
     let tag = this.knownTags.get(key);
     if (tag) return tag;
     tag = this.tagger(body).subarray(0, TAG_BYTES);
-    if (this.knownTags.size >= KNOWN_TAGS_MAX) this.knownTags.delete(this.knownTags.keys().next().value!);
+    // Emptied when full: dropping the oldest one by one would walk V8's
+    // holes at the front of the Map every time; refilling costs one tag each.
+    if (this.knownTags.size >= KNOWN_TAGS_MAX) this.knownTags.clear();
     this.knownTags.set(key, tag);
     return tag;
   }

@@ -74,7 +74,7 @@ test('remembered tags: a body seen before still needs its own tag, and changing 
   const again = handles.encodeHandle(9, node);
   assert.deepEqual(again.subarray(again.length - TAG_BYTES), referenceTag(secret, again.subarray(0, again.length - TAG_BYTES)));
   assert.ok(handles.decodeHandle(again).ok);
-  // Past the bound the oldest bodies are forgotten and computed again.
+  // Past the bound the bodies are forgotten and their tags computed again.
   for (let i = 0; i < 5000; i++) handles.encodeHandle(1, crypto.randomBytes(8));
   assert.ok(handles.decodeHandle(again).ok);
 });
