@@ -114,7 +114,9 @@ export class InlineFs {
   /** lstat, or undefined where nothing is (ENOENT, ENOTDIR). */
   async tryLstat(p: string): Promise<BigIntStats | undefined> {
     try {
-      return await this.lstat(p);
+      // Inline, an absent name costs no exception (a third of the cost of a found one).
+      if (this.active) return this.timedSync(() => lstatSync(p, { bigint: true, throwIfNoEntry: false }));
+      return await fs.lstat(p, { bigint: true });
     } catch (err) {
       const code = errCode(err);
       if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
@@ -205,6 +207,16 @@ export class InlineFs {
       return Promise.resolve(inline());
     } catch (err) {
       return Promise.reject(err);
+    } finally {
+      this.timed(t0);
+    }
+  }
+
+  /** `fn` inline, timed like any inline call. */
+  private timedSync<T>(fn: () => T): T {
+    const t0 = this.now();
+    try {
+      return fn();
     } finally {
       this.timed(t0);
     }

@@ -55,8 +55,18 @@ function handleKey(secret: Buffer): Buffer {
   return Buffer.from(crypto.hkdfSync('sha256', secret, Buffer.alloc(0), 'tsnfs file handle v1', 32));
 }
 
+/** Handle bodies whose tags are remembered (a client uses few handles at a time: its directories, its open files). */
+const KNOWN_TAGS_MAX = 4096;
+
 export class FileHandles {
   private readonly tagger: (msg: Buffer) => Buffer;
+  /**
+   * Tags computed before, by handle body (latin1): most calls name a handle
+   * seen a moment ago (a directory, again and again), and a lookup costs a
+   * fraction of the two SHA-256 runs. Keyed by the body, which is no secret;
+   * the tag is still compared in constant time.
+   */
+  private readonly knownTags = new Map<string, Buffer>();
 
   constructor(secret: Buffer, private readonly opts: FileHandlesOptions = {}) {
     if (secret.length < 16) throw new RangeError('handle secret must be at least 16 bytes');
@@ -72,8 +82,21 @@ export class FileHandles {
     fh.writeUInt32BE(exportId, 1);
     fh[5] = n;
     nodeId.copy(fh, HEADER_BYTES);
-    this.tagger(fh.subarray(0, HEADER_BYTES + n)).copy(fh, HEADER_BYTES + n, 0, TAG_BYTES);
+    this.tagOf(fh.subarray(0, HEADER_BYTES + n)).copy(fh, HEADER_BYTES + n);
     return fh;
+  }
+
+  /** The tag of a handle body (TAG_BYTES long), from knownTags when it is there. */
+  private tagOf(body: Buffer): Buffer {
+    const key = body.toString('latin1');
+    let tag = this.knownTags.get(key);
+    if (tag) return tag;
+    tag = this.tagger(body).subarray(0, TAG_BYTES);
+    // Emptied when full: dropping the oldest one by one would walk V8's
+    // holes at the front of the Map every time; refilling costs one tag each.
+    if (this.knownTags.size >= KNOWN_TAGS_MAX) this.knownTags.clear();
+    this.knownTags.set(key, tag);
+    return tag;
   }
 
   decodeHandle(fh: Buffer): DecodedHandle {
@@ -81,7 +104,7 @@ export class FileHandles {
     const n = fh[5]!;
     if (fh.length !== MIN_HANDLE + n) return BAD;
     const body = HEADER_BYTES + n;
-    const tag = this.tagger(fh.subarray(0, body)).subarray(0, TAG_BYTES);
+    const tag = this.tagOf(fh.subarray(0, body));
     if (!crypto.timingSafeEqual(tag, fh.subarray(body))) return STALE;
     const exportId = fh.readUInt32BE(1);
     if (this.opts.isExport && !this.opts.isExport(exportId)) return STALE;

@@ -62,6 +62,23 @@ test('every single-bit flip is rejected, with the right error', () => {
   }
 });
 
+test('remembered tags: a body seen before still needs its own tag, and changing a handle changes nothing remembered', () => {
+  const node = crypto.randomBytes(20);
+  const fh = handles.encodeHandle(9, node);
+  assert.ok(handles.decodeHandle(fh).ok);
+  const forged = Buffer.from(fh);
+  crypto.randomBytes(TAG_BYTES).copy(forged, forged.length - TAG_BYTES);
+  assert.deepEqual(handles.decodeHandle(forged), { ok: false, error: 'stale' });
+  // A caller scribbling over a handle it was given (or decoded) leaves the next one right.
+  fh.fill(0, fh.length - TAG_BYTES);
+  const again = handles.encodeHandle(9, node);
+  assert.deepEqual(again.subarray(again.length - TAG_BYTES), referenceTag(secret, again.subarray(0, again.length - TAG_BYTES)));
+  assert.ok(handles.decodeHandle(again).ok);
+  // Past the bound the bodies are forgotten and their tags computed again.
+  for (let i = 0; i < 5000; i++) handles.encodeHandle(1, crypto.randomBytes(8));
+  assert.ok(handles.decodeHandle(again).ok);
+});
+
 test('every truncation and any extension is rejected as badhandle', () => {
   const fh = handles.encodeHandle(9, crypto.randomBytes(40));
   for (let len = 0; len < fh.length; len++) {
