@@ -40,6 +40,14 @@ export interface WriteResult {
   /** The write verifier (8 bytes, owned by the caller). */
   verf: Buffer;
   wcc?: wcc_data;
+  /**
+   * The bytes are in the page cache of the server's host, in the file
+   * itself (LOCALIO: written through a granted descriptor): a server
+   * restart cannot lose them, only a crash of the host, which takes the
+   * client with it. The caller may drop its copy at once; a COMMIT is still
+   * needed to make them durable.
+   */
+  hostCached?: boolean;
 }
 
 export interface CommitResult {

@@ -33,6 +33,13 @@
 // limit to fill first would leave no WRITE in flight while the server
 // syncs, and the writer stalled for the whole COMMIT.
 //
+// A WRITE that lands in the page cache of the server's own host (LOCALIO:
+// `hostCached`) frees its pages at once: a restart of the server cannot
+// lose those bytes, only a crash of the host, which takes this client with
+// it. sync() still sends a COMMIT for them (the fsync that makes them
+// durable); until then the host's kernel throttles and writes them back,
+// as it does for any local writer.
+//
 // Memory is charged to the DirtyAccountant page by page;
 // only application writes reserve (and may wait); WRITE and COMMIT only
 // release.
@@ -111,6 +118,12 @@ export class WriteBack {
   private readonly dirty = new RangeSet();
   private readonly writing = new RangeSet();
   private readonly unstable = new Map<number, UnstableRecord>();
+  /**
+   * UNSTABLE bytes written into the server host's page cache (hostCached):
+   * their pages are freed at once, as a restart of the server cannot lose
+   * them, but sync still owes them a COMMIT.
+   */
+  private hostCachedUncommitted = false;
   private readonly unstableRefs = new Map<number, number>();
   private nextRecord = 1;
   /** Bytes of the `unstable` records. */
@@ -284,7 +297,7 @@ export class WriteBack {
           await Promise.all([...this.commits]);
           continue;
         }
-        if (this.unstable.size === 0) return;
+        if (!this.owesCommit) return;
         await this.commit();
       }
     } finally {
@@ -305,10 +318,15 @@ export class WriteBack {
     else if (this.unstable.size > 0) await this.commit();
   }
 
+  private get owesCommit(): boolean {
+    return this.unstable.size > 0 || this.hostCachedUncommitted;
+  }
+
   /** COMMIT the whole file; ranges written under another verifier become dirty again. */
   async commit(): Promise<void> {
-    if (this.unstable.size === 0) return;
+    if (!this.owesCommit) return;
     const ids = [...this.unstable.keys()];
+    this.hostCachedUncommitted = false;
     const p = this.doCommit(ids);
     this.commits.add(p);
     try {
@@ -329,6 +347,7 @@ export class WriteBack {
     } catch (err) {
       this.recordError(err);
       for (const id of ids) this.dropRecord(id, false);
+      this.hostCachedUncommitted = true;
       return;
     }
     let mismatch = false;
@@ -428,7 +447,7 @@ export class WriteBack {
   /** A sync that flushes everything in one WRITE asks for FILE_SYNC and needs no COMMIT. */
   private stableFor(s: number, e: number): StableHow {
     const everything = this.dirty.size === e - s; // [s, e) is all that is dirty
-    if (this.syncing > 0 && everything && this.unstable.size === 0 && this.inflight.size === 0 && this.commits.size === 0) return stable_how.FILE_SYNC;
+    if (this.syncing > 0 && everything && !this.owesCommit && this.inflight.size === 0 && this.commits.size === 0) return stable_how.FILE_SYNC;
     return stable_how.UNSTABLE;
   }
 
@@ -503,7 +522,9 @@ export class WriteBack {
       c.shortWrites++;
       this.dirty.add(s + n, e);
     }
-    if (res.committed === stable_how.UNSTABLE) {
+    if (res.committed === stable_how.UNSTABLE && res.hostCached) {
+      this.hostCachedUncommitted = true;
+    } else if (res.committed === stable_how.UNSTABLE) {
       const id = this.nextRecord++;
       this.unstable.set(id, { s, e: s + n, verf: res.verf });
       this.unstableBytes += n;

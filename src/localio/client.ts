@@ -341,7 +341,7 @@ class FdGrant extends Grant {
       got = stable_how.UNSTABLE;
     }
     const after = await this.attrs();
-    return { count, committed: got, verf: Buffer.from(this.verf), wcc: { before: wccBeforeOf(before), after } };
+    return { count, committed: got, verf: Buffer.from(this.verf), wcc: { before: wccBeforeOf(before), after }, hostCached: true };
   }
 
   async commit(): Promise<CommitResult> {
