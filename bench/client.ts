@@ -17,8 +17,13 @@
 //   seq read    the FILE_MIB file on the server copied to a new local file
 //               in /dev/shm (tmpfs: no disk in the way; nfs-cp will not
 //               write to /dev/null, it creates its target): nfs-cp URL LOCAL,
-//               vs our worker's client.createReadStream (1 MiB pieces) piped
-//               to fs.createWriteStream of the local file. Both end with the
+//               vs `tsnfs cp URL LOCAL` (our CLI, the same kind of command:
+//               handle.read into two reused 1 MiB buffers, each written to
+//               the local file; localio=0), timed as nfs-cp from spawn to
+//               exit, so node's start-up counts against us. A second row:
+//               our worker's client.createReadStream (1 MiB pieces, handed
+//               out without a copy) piped to fs.createWriteStream of the
+//               local file, against the same nfs-cp runs. All end with the
 //               same FILE_MIB in tmpfs. MiB/s.
 //   rand read   4 KiB reads at random 4 KiB-aligned offsets of that file,
 //               16 in flight, for BENCH_SECONDS: ops/s. libnfs-utils has no
@@ -81,6 +86,7 @@ const POINTS = new Set((process.env.BENCH_POINTS ?? 'write,read,rand,rss').split
 const RSS_TARGET_MIB = 256;
 const SELF = fileURLToPath(import.meta.url);
 const C_PEER = fileURLToPath(new URL('../../bench/libnfs-randread.c', import.meta.url));
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 // ------------------------------------------------------------------ worker
 
@@ -284,17 +290,29 @@ async function main(): Promise<void> {
     }
 
     if (POINTS.has('read')) {
-      const p: Point = { key: 'read', title: `1 MiB seq read, ${FILE_MIB} MiB`, unit: 'MiB/s', ours: [], peer: [], peerName: 'nfs-cp' };
-      points.push(p);
+      const p: Point = { key: 'read', title: `1 MiB seq read, ${FILE_MIB} MiB (cp)`, unit: 'MiB/s', ours: [], peer: [], peerName: 'nfs-cp' };
+      // The stream variant, against the same nfs-cp runs.
+      const ps: Point = { ...p, title: `1 MiB seq read, ${FILE_MIB} MiB (stream)`, ours: [] };
+      points.push(p, ps);
+      const url = `nfs://127.0.0.1${exportDir}/${dataName}?nfsport=${srv.port}&mountport=${srv.port}&uid=0&gid=0&localio=0`;
       for (let round = -WARMUP; round < ROUNDS; round++) {
         const runs = [
+          async () => {
+            const dst = path.join(shm, `read-cp-${seq++}.bin`);
+            const [r, ops] = await counted(() => run(process.execPath, [CLI, 'cp', url, dst], { timeoutMs: 30 * 60_000 }));
+            const size = fs.existsSync(dst) ? fs.statSync(dst).size : -1;
+            fs.rmSync(dst, { force: true });
+            if (r.code !== 0) throw new Error(describeRun(r));
+            if (size !== FILE_MIB * MiB) throw new Error(`tsnfs cp copied ${size} bytes`);
+            p.ours.push({ value: FILE_MIB / (r.durationMs / 1000), ops });
+          },
           async () => {
             const dst = path.join(shm, `read-ours-${seq++}.bin`);
             const [r, ops] = await counted(() => runWorker({ ...jobBase, op: 'read', name: dataName, dst }));
             const size = fs.statSync(dst).size;
             fs.rmSync(dst, { force: true });
             if (r.bytes !== FILE_MIB * MiB || size !== r.bytes) throw new Error(`ours read ${r.bytes} bytes, copied ${size}`);
-            p.ours.push({ value: FILE_MIB / r.seconds, ops });
+            ps.ours.push({ value: FILE_MIB / r.seconds, ops });
           },
           async () => {
             const dst = path.join(shm, `read-libnfs-${seq++}.bin`);
@@ -310,10 +328,11 @@ async function main(): Promise<void> {
         for (const fn of runs) await fn();
         if (round < 0) {
           p.ours.length = 0;
+          ps.ours.length = 0;
           p.peer.length = 0;
           continue;
         }
-        process.stderr.write(`read round ${round + 1}/${ROUNDS}: ours ${p.ours.at(-1)!.value.toFixed(0)}, nfs-cp ${p.peer.at(-1)!.value.toFixed(0)} MiB/s\n`);
+        process.stderr.write(`read round ${round + 1}/${ROUNDS}: tsnfs cp ${p.ours.at(-1)!.value.toFixed(0)}, stream ${ps.ours.at(-1)!.value.toFixed(0)}, nfs-cp ${p.peer.at(-1)!.value.toFixed(0)} MiB/s\n`);
       }
     }
 

@@ -161,10 +161,15 @@ export class LocalPlace implements Place {
   }
 
   async writeFrom(src: Readable, mode: number): Promise<void> {
+    await this.writeWith(mode, (fh) => pipeline(src, fileSink(fh)));
+  }
+
+  /** Create or truncate the file, let `write` fill it, then sync and close it. */
+  async writeWith(mode: number, write: (fh: FileHandle) => Promise<void>): Promise<void> {
     const fh = await fsp.open(this.file, 'w', mode);
     let ok = false;
     try {
-      await pipeline(src, fileSink(fh));
+      await write(fh);
       ok = true;
     } finally {
       if (ok) await fh.close();
@@ -246,6 +251,45 @@ export class NfsPlace implements Place {
 
   reader(): Readable {
     return this.client.createReadStream(this.path, { highWaterMark: Math.min(this.client.rsize, CHUNK) });
+  }
+
+  /**
+   * Copy the file into `dst` through two buffers of our own: the next read
+   * fills one while the local file is written from the other. Each buffer
+   * is reused only once its write is done, so no data is copied but the one
+   * copy out of the client's read cache, whose buffers go back to its pool
+   * (a stream lends its chunks out and cannot do that).
+   */
+  async copyToLocal(dst: LocalPlace, mode: number, progress: Progress): Promise<void> {
+    const size = Math.min(this.client.rsize, CHUNK);
+    const input = await this.client.open(this.path, 'r').catch((err: unknown) => Promise.reject(blame(err, this)));
+    const bufs = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
+    const readAt = (i: number, pos: number): Promise<number> =>
+      input.read(bufs[i]!, 0, size, pos).then(
+        (r) => r.bytesRead,
+        (err: unknown) => Promise.reject(blame(err, this)),
+      );
+    let pending: Promise<number> | undefined;
+    try {
+      await dst.writeWith(mode, async (out) => {
+        let pos = 0;
+        let i = 0;
+        pending = readAt(i, pos);
+        for (;;) {
+          const n = await pending;
+          pending = undefined;
+          if (n === 0) return out.sync();
+          pos += n;
+          pending = readAt(i ^ 1, pos);
+          await writeAll(out, n === size ? bufs[i]! : bufs[i]!.subarray(0, n));
+          progress.add(n);
+          i ^= 1;
+        }
+      }).catch((err: unknown) => Promise.reject(blame(err, dst)));
+    } finally {
+      await pending?.catch(() => undefined);
+      await input.close().catch(() => undefined);
+    }
   }
 
   async writeFrom(src: Readable, mode: number): Promise<void> {
@@ -433,7 +477,14 @@ async function walk(src: Place, dst: Place, info: Info, report: Reporter, ops: O
   }
 }
 
+/** `err` with the place it happened at (for the message), as copyFile reports it. */
+function blame(err: unknown, place: Place): unknown {
+  if (err && typeof err === 'object' && !('place' in err)) (err as { place?: Place }).place = place;
+  return err;
+}
+
 async function copyFile(src: Place, dst: Place, mode: number, progress: Progress): Promise<void> {
+  if (src instanceof NfsPlace && dst instanceof LocalPlace) return src.copyToLocal(dst, mode, progress);
   const input = src.reader();
   const meter = progress.meter();
   let readError: unknown;

@@ -52,7 +52,7 @@ import { DirtyAccountant, type DirtyLimits } from './dirty.js';
 import { PagePool } from './pages.js';
 import { codeError, NfsError, NfsStatusError, statusError, toNfsError } from './errors.js';
 import { NfsFileHandle, parseOpenFlags, type FileHost, type ReadAheadState } from './file.js';
-import { Inode, type ChunkData } from './inode.js';
+import { Inode, type Chunk, type ChunkData } from './inode.js';
 import type { ProgramClient } from './program.js';
 import { Semaphore } from './semaphore.js';
 import { FileType, NfsDirent, NfsStats, statFsOf, type NfsStatFs } from './stat.js';
@@ -567,9 +567,14 @@ export class NfsClient implements FileHost, WritebackHost {
       this.io.reads++;
       this.io.bytesRead += res.data.length;
       this.noteAttrs(inode.fh, res.attrs);
-      if (res.data.length >= size || res.eof) return { data: res.data, eof: res.eof };
+      if (res.data.length >= size || res.eof) {
+        const whole: ChunkData = { data: res.data, eof: res.eof };
+        if (res.release) whole.release = res.release;
+        return whole;
+      }
       // A short read that is not the end: read the rest of the chunk.
       const parts = [res.data];
+      const releases = [res.release];
       let got = res.data.length;
       while (got < size) {
         res = await t.read(inode.fh, offset + got, size - got);
@@ -578,18 +583,21 @@ export class NfsClient implements FileHost, WritebackHost {
         this.noteAttrs(inode.fh, res.attrs);
         if (res.data.length === 0) break;
         parts.push(res.data);
+        releases.push(res.release);
         got += res.data.length;
         if (res.eof) break;
       }
-      return { data: Buffer.concat(parts, got), eof: res.eof || got < size };
+      const data = Buffer.concat(parts, got);
+      for (const release of releases) release?.();
+      return { data, eof: res.eof || got < size };
     })();
   }
 
-  private chunk(inode: Inode, idx: number): Promise<ChunkData> {
-    const { promise, hit } = inode.readCache.get(idx, () => this.fetchChunk(inode, idx));
-    if (hit) this.io.readHits++;
+  private chunk(inode: Inode, idx: number): { chunk: Chunk; promise: Promise<ChunkData> } {
+    const got = inode.readCache.get(idx, () => this.fetchChunk(inode, idx));
+    if (got.hit) this.io.readHits++;
     else this.io.readMisses++;
-    return promise;
+    return got;
   }
 
   /**
@@ -631,6 +639,7 @@ export class NfsClient implements FileHost, WritebackHost {
       this.io.bytesRead += res.data.length;
       this.noteAttrs(inode.fh, res.attrs);
       res.data.copy(buf, off + done);
+      res.release?.();
       done += res.data.length;
       if (res.eof || res.data.length === 0) break;
     }
@@ -716,7 +725,15 @@ export class NfsClient implements FileHost, WritebackHost {
       while (done < len) {
         const p = pos + done;
         const idx = Math.floor(p / this.rsize);
-        const c = await this.chunk(inode, idx);
+        const entry = this.chunk(inode, idx);
+        // Counted from now: the chunk's buffer is not given back while a reader is waiting to copy out of it.
+        entry.chunk.copying++;
+        let c: ChunkData;
+        try {
+          c = await entry.promise;
+        } finally {
+          entry.chunk.copying--;
+        }
         const within = p - idx * this.rsize;
         const avail = c.data.length - within;
         if (avail <= 0) break;
@@ -727,6 +744,8 @@ export class NfsClient implements FileHost, WritebackHost {
         // go, or the least-recently-used order would drop the chunks read
         // ahead (older, not yet touched) before the ones already consumed.
         if (sequential && within + n >= this.rsize) inode.readCache.drop(idx);
+        // Copied out: the buffer may go back to the pool (when nobody else can reach it).
+        inode.readCache.recycle(idx, entry.chunk, c);
         if (c.data.length < this.rsize) break; // the end of the server's data
       }
       return this.overlayOwn(inode, pos, len, done, buf, off);
@@ -742,7 +761,10 @@ export class NfsClient implements FileHost, WritebackHost {
     const want = Math.min(max, this.rsize - within);
     this.readAhead(inode, ra, pos, want, Number(attrs.size));
     return this.consistentRead(inode, pos, want, async () => {
-      const c = await this.chunk(inode, idx);
+      const entry = this.chunk(inode, idx);
+      // The view handed out shares the chunk's buffer: it must never be reused.
+      entry.chunk.lent = true;
+      const c = await entry.promise;
       let view = c.data.subarray(Math.min(within, c.data.length), Math.min(within + want, c.data.length));
       // The views lent out share the chunk's buffer: once a reader reaches its end, the cache lets it go.
       if (within + want >= c.data.length) inode.readCache.drop(idx);

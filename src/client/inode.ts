@@ -12,10 +12,17 @@ export interface ChunkData {
   data: Buffer;
   /** The server said this chunk reaches the end of the file. */
   eof: boolean;
+  /** Gives `data`'s pooled buffer back (see ReadCache.recycle). */
+  release?: () => void;
 }
 
-interface Chunk {
+/** A cached chunk, and who uses its buffer. */
+export interface Chunk {
   promise: Promise<ChunkData>;
+  /** Readers between asking for the chunk and copying out of it. */
+  copying: number;
+  /** A view of the data was (or is about to be) handed out: the buffer is never reused. */
+  lent: boolean;
 }
 
 export function dataStamp(a: fattr3 | wcc_attr): string {
@@ -42,14 +49,14 @@ export class ReadCache {
    * The chunk `idx`: cached (hit) or fetched now (miss). A failed fetch is
    * not kept.
    */
-  get(idx: number, fetch: () => Promise<ChunkData>): { promise: Promise<ChunkData>; hit: boolean } {
+  get(idx: number, fetch: () => Promise<ChunkData>): { chunk: Chunk; promise: Promise<ChunkData>; hit: boolean } {
     const c = this.chunks.get(idx);
     if (c) {
       this.chunks.delete(idx); // re-insert: most recently used last
       this.chunks.set(idx, c);
-      return { promise: c.promise, hit: true };
+      return { chunk: c, promise: c.promise, hit: true };
     }
-    const chunk: Chunk = { promise: fetch() };
+    const chunk: Chunk = { promise: fetch(), copying: 0, lent: false };
     chunk.promise.then(
       (c) => {
         if (c.data.length < this.chunkSize && this.chunks.get(idx) === chunk) this.short.add(idx);
@@ -60,7 +67,20 @@ export class ReadCache {
     );
     this.chunks.set(idx, chunk);
     while (this.chunks.size > this.maxChunks) this.chunks.delete(this.chunks.keys().next().value as number);
-    return { promise: chunk.promise, hit: false };
+    return { chunk, promise: chunk.promise, hit: false };
+  }
+
+  /**
+   * A reader finished copying out of `chunk` (`data` is its data): give
+   * its buffer back to the pool when nobody can use it any more: it is no
+   * longer cached (so nobody new can find it), no other reader is still
+   * copying, and no view of it was ever lent.
+   */
+  recycle(idx: number, chunk: Chunk, data: ChunkData): void {
+    if (chunk.copying > 0 || chunk.lent || this.chunks.get(idx) === chunk || !data.release) return;
+    const release = data.release;
+    data.release = undefined;
+    release();
   }
 
   /** Drop the chunks that overlap [lo, hi) (our own write changed them). */

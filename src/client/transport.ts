@@ -31,6 +31,11 @@ export interface ReadResult {
   eof: boolean;
   /** The file's attributes after the read, when the transport has them. */
   attrs?: fattr3;
+  /**
+   * When `data` is a view of a pooled buffer: gives it back. Call it once
+   * nothing uses `data` (after copying it out); never calling it is fine.
+   */
+  release?: () => void;
 }
 
 export interface WriteResult {
@@ -88,12 +93,15 @@ export class RpcTransport implements DataTransport {
   constructor(private readonly nfs: Nfs3Program) {}
 
   async read(fh: nfs_fh3, offset: number, count: number): Promise<ReadResult> {
-    const res = await this.nfs.call('READ', { file: fh, offset: BigInt(offset), count });
+    let release: (() => void) | undefined;
+    const res = await this.nfs.call('READ', { file: fh, offset: BigInt(offset), count }, { onRecord: (r) => (release = r) });
     if (res.status !== 0) throw new NfsStatusError(res.status, 'READ');
     const ok = res.resok;
     // A server may send fewer data bytes than its count says; trust the data.
     const data = ok.data.length > ok.count ? ok.data.subarray(0, ok.count) : ok.data;
-    return { data, eof: ok.eof, attrs: ok.file_attributes };
+    const out: ReadResult = { data, eof: ok.eof, attrs: ok.file_attributes };
+    if (release) out.release = release;
+    return out;
   }
 
   async write(fh: nfs_fh3, offset: number, data: readonly Buffer[], length: number, stable: StableHow): Promise<WriteResult> {

@@ -19,6 +19,7 @@ import {
   RpcTimeoutError,
 } from './errors.js';
 import { type Logger, silentLogger } from '../log.js';
+import { BufferPool } from '../xdr/buffer-pool.js';
 
 /** Receive buffers while no large record is being filled: slabs of this size, used down to RECEIVE_MIN bytes. */
 const RECEIVE_SLAB = 256 * 1024;
@@ -29,6 +30,8 @@ const RECEIVE_MIN = 32 * 1024;
  * straight into the record's own buffer instead of a slab and a copy.
  */
 const HEAD_READ = 512;
+/** Room past a power of two in the record pool's classes, for an RPC and NFS reply header. */
+const RECORD_SLACK = 4096;
 
 export interface RpcClientOptions {
   host: string;
@@ -53,6 +56,13 @@ export interface CallOptions {
   prog?: number;
   vers?: number;
   timeoutMs?: number;
+  /**
+   * Called before the call resolves when its reply was received into a
+   * pooled buffer (a large reply), with the function that gives that buffer
+   * back: call it once nothing uses the decoded results' views of it (READ
+   * data). Never calling it is fine (the buffer is then collected).
+   */
+  onRecord?: (release: () => void) => void;
 }
 
 interface Pending {
@@ -61,6 +71,7 @@ interface Pending {
   proc: number;
   request: Buffer[];
   sent: boolean;
+  onRecord?: (release: () => void) => void;
   timer?: NodeJS.Timeout;
   resolve: (r: XdrReader) => void;
   reject: (e: Error) => void;
@@ -76,6 +87,15 @@ export class RpcClient extends EventEmitter {
   private largeLast = false;
   private connecting: Promise<void> | undefined;
   private decoder: RecordDecoder;
+  /** Large reply records, given back by callers that copied what they needed (see CallOptions.onRecord). */
+  private readonly records: BufferPool;
+  private readonly recordReleases = new WeakMap<Buffer, () => void>();
+  private readonly allocRecord = (n: number): Buffer => {
+    if (n < STREAM_MIN) return Buffer.allocUnsafe(n);
+    const { buf, release } = this.records.take(n);
+    this.recordReleases.set(buf, release);
+    return buf;
+  };
   private readonly pending = new Map<number, Pending>();
   private xid = randomInt(0, 0x7fffffff);
   private everConnected = false;
@@ -92,7 +112,13 @@ export class RpcClient extends EventEmitter {
   constructor(readonly opts: RpcClientOptions) {
     super();
     this.maxRecord = opts.maxRecord ?? 4 * 1024 * 1024;
-    this.decoder = new RecordDecoder(this.maxRecord, undefined, 0);
+    // Classes a little over powers of two: a 1 MiB READ reply (data plus a
+    // few hundred bytes of header) fits the 1 MiB class.
+    const classes: number[] = [];
+    for (let size = STREAM_MIN; size + RECORD_SLACK < this.maxRecord; size *= 2) classes.push(size + RECORD_SLACK);
+    classes.push(this.maxRecord);
+    this.records = new BufferPool(classes);
+    this.decoder = new RecordDecoder(this.maxRecord, this.allocRecord, 0);
     const c = opts.cred;
     this.cred = !c ? AUTH_NONE : 'flavor' in c ? c : encodeAuthSys(c);
     this.log = opts.logger ?? silentLogger;
@@ -126,6 +152,7 @@ export class RpcClient extends EventEmitter {
 
     const reader = await new Promise<XdrReader>((resolve, reject) => {
       const p: Pending = { xid, prog, proc, request, sent: false, resolve, reject };
+      if (opts.onRecord) p.onRecord = opts.onRecord;
       const timeoutMs = opts.timeoutMs ?? this.opts.timeoutMs ?? 60_000;
       if (timeoutMs > 0) {
         p.timer = setTimeout(() => {
@@ -243,7 +270,7 @@ export class RpcClient extends EventEmitter {
     this.socket = socket;
     this.everConnected = true;
     this.reconnectDelay = 0;
-    this.decoder = new RecordDecoder(this.maxRecord, undefined, 0);
+    this.decoder = new RecordDecoder(this.maxRecord, this.allocRecord, 0);
     socket.setNoDelay(true);
     socket.on('error', (err) => this.log.debug({ err }, 'rpc connection error'));
     socket.on('close', () => this.onClose(socket));
@@ -326,7 +353,11 @@ export class RpcClient extends EventEmitter {
     if (head.kind === 'rpc_mismatch') this.settle(p, new RpcMismatchError(head.low, head.high));
     else if (head.kind === 'auth_error') this.settle(p, new RpcAuthError(head.stat));
     else if (head.stat !== AcceptStat.SUCCESS) this.settle(p, acceptError(head.stat, p.prog, p.proc, head.mismatch));
-    else this.settle(p, r);
+    else {
+      const release = p.onRecord && this.recordReleases.get(rec);
+      if (release) p.onRecord!(release);
+      this.settle(p, r);
+    }
   }
 
   private settle(p: Pending, result: XdrReader | RpcError): void {

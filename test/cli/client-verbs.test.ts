@@ -160,6 +160,11 @@ describe('tsnfs client verbs', { timeout: 300_000 }, () => {
     assert.equal(sha(readFileSync(join(dir, 'up.bin'))), sha(data));
     ok(await tsnfs('cp', url('up.bin'), join(local, 'down.bin')));
     assert.equal(sha(readFileSync(join(local, 'down.bin'))), sha(data));
+    // Out of NFS an empty file stays empty, and an existing local file is replaced whole.
+    await writeFile(join(dir, 'empty.bin'), '');
+    ok(await tsnfs('cp', url('empty.bin'), join(local, 'down.bin')));
+    assert.equal(readFileSync(join(local, 'down.bin')).length, 0);
+    await rm(join(dir, 'empty.bin'));
     // Into an existing directory, by name; and over an existing file.
     ok(await tsnfs('cp', join(local, 'up.bin'), url('list/sub')));
     assert.equal(sha(readFileSync(join(dir, 'list/sub/up.bin'))), sha(data));

@@ -251,6 +251,38 @@ export function apiSuite(name: string, target: () => Target): void {
       assert.equal(part.bytes(), 1000);
     });
 
+    test('stream chunks stay intact while a handle reads the same file (its record buffers are reused)', async () => {
+      // Over RPC (LOCALIO reads bypass the read cache).
+      const { c, dir } = await fresh({}, 'localio=0');
+      const size = 12 * c.rsize + 5;
+      const data = Buffer.alloc(size);
+      for (let i = 0; i < size; i += 4096) data.writeUInt32BE(i, i);
+      await localWriteFile(join(dir, 'views.bin'), data);
+      // The stream's chunks are views of the read cache's buffers: all held
+      // until the end, while a handle reads the file sequentially through
+      // the same cache (copying out, and giving the buffers it may back).
+      const chunks: Buffer[] = [];
+      const streamed = (async () => {
+        for await (const chunk of c.createReadStream('views.bin', { highWaterMark: c.rsize })) chunks.push(chunk as Buffer);
+      })();
+      const h = await c.open('views.bin');
+      const buf = Buffer.alloc(c.rsize);
+      let pos = 0;
+      try {
+        for (let n; (n = (await h.read(buf, 0, buf.length, null)).bytesRead) > 0; pos += n) {
+          assert.ok(buf.subarray(0, n).equals(data.subarray(pos, pos + n)), `handle read at ${pos}`);
+        }
+      } finally {
+        await h.close();
+      }
+      await streamed;
+      assert.equal(pos, size);
+      // Read again with the handle: reused buffers would now show these bytes in the held chunks.
+      const again = await c.readFile('views.bin');
+      assert.ok(again.equals(data));
+      assert.ok(Buffer.concat(chunks).equals(data), 'every chunk handed out still holds its bytes');
+    });
+
     test('many concurrent writes to different offsets', async () => {
       const { c, dir } = await fresh();
       const h = await c.open('conc', 'w');

@@ -52,6 +52,18 @@ before(async () => {
         },
       ],
       [
+        5,
+        {
+          // n bytes of one value: which call a reply (or a view of it) belongs to shows in its bytes.
+          name: 'FILLED',
+          handler: (r) => {
+            const n = r.uint();
+            const value = r.uint();
+            return (w) => w.opaque(Buffer.alloc(n, value));
+          },
+        },
+      ],
+      [
         4,
         {
           name: 'FAIL_AFTER_REGISTERING',
@@ -110,4 +122,34 @@ test('records whose handler does not recycle them are never reused', async () =>
   for (let i = 0; i < 4; i++) await digest(2, crypto.randomBytes(200 * 1024));
   assert.equal(new Set(argMemory.kept).size, 4);
   for (const b of argMemory.kept) assert.ok(!argMemory.recycled.includes(b));
+});
+
+/** A FILLED reply as a view into the client's record, with the release the client offered. */
+async function filled(value: number, n = 1 << 20): Promise<{ data: Buffer; release: (() => void) | undefined }> {
+  let release: (() => void) | undefined;
+  const data = await client.call(5, (w) => (w.uint(n), w.uint(value)), (r) => r.opaque(64 << 20), { onRecord: (fn) => (release = fn) });
+  return { data, release };
+}
+
+test('client: a large reply record is reused only after it was released', async () => {
+  const a = await filled(1);
+  assert.ok(a.release, 'a large reply comes in a pooled record');
+  const b = await filled(2);
+  // a was not released: b cannot have landed on it.
+  assert.notEqual(b.data.buffer, a.data.buffer);
+  assert.ok(a.data.every((x) => x === 1), 'a view of an unreleased record stays intact');
+  a.release!();
+  const c = await filled(3);
+  assert.equal(c.data.buffer, a.data.buffer, 'the released record is reused');
+  assert.ok(b.data.every((x) => x === 2), 'an unreleased record is untouched by the reuse');
+  assert.ok(c.data.every((x) => x === 3));
+  // A caller that does not ask for the release never has its reply reused.
+  const kept = await client.call(5, (w) => (w.uint(1 << 20), w.uint(4)), (r) => r.opaque(64 << 20));
+  c.release!();
+  b.release!();
+  await filled(5);
+  await filled(6);
+  assert.ok(kept.every((x) => x === 4));
+  // Small replies are not pooled.
+  assert.equal((await filled(7, 100)).release, undefined);
 });
