@@ -166,7 +166,9 @@ describe('LOCALIO IO engine: a pool of its own', { skip: noFdPassing(), timeout:
             `load ${(r.written / MiB / 2.4) | 0} MiB/s written, ${(r.read / MiB / 2.4) | 0} MiB/s read; engine max depth ${depth}`,
         );
         assert.ok(r.written >= 32 * MiB && r.read >= 32 * MiB, `the load ran: ${r.written} written, ${r.read} read`);
-        assert.ok(depth >= 16, `many IOs in flight (max depth ${depth})`);
+        // Buffered reads of cached pages are served on the event loop and never
+        // queue in the engine, so in the default mode only writes count here.
+        assert.ok(depth >= 8, `many IOs in flight (max depth ${depth})`);
         assert.ok(bytesWrittenIn(s.localio.io, mode) > 0 && bytesReadIn(s.localio.io, mode) > 0, `IO in ${mode} mode: ${JSON.stringify(s.localio.io)}`);
         // Typically 5-30 ms here; the bounds leave room for a 2-core machine busy with other work.
         // Server work behind the load's IO would take seconds.
