@@ -9,7 +9,7 @@ import { delimiter, join } from 'node:path';
 import { ProgramClient } from '../client/index.js';
 import { PMAP_VERS_TABLE } from '../proto/portmap.gen.js';
 import { RpcClient } from '../rpc/index.js';
-import { defaultPorts, version } from '../server/index.js';
+import { defaultPorts } from '../server/ports.js';
 import { defaultStateDir } from '../server/state.js';
 import { localioDoctorLine } from '../localio/index.js';
 
@@ -95,6 +95,7 @@ async function registrations(port: number, host: string): Promise<string[] | und
 
 export async function doctor(host: string): Promise<string[]> {
   const lines: string[] = [];
+  const { version } = await import('../server/index.js');
   lines.push(`tsnfs ${version}`);
   lines.push(`node: ${process.version} (${process.platform} ${process.arch})`);
   lines.push(`native addon: ${await nativeLine()}`);

@@ -3,7 +3,8 @@
 
 import { Command, Option } from 'commander';
 import { createLogger } from '../log.js';
-import { startServer, defaultPorts, type RunningServer } from '../server/index.js';
+import type { RunningServer } from '../server/index.js';
+import { defaultPorts } from '../server/ports.js';
 import { parsePort } from './options.js';
 
 export interface ServeFlags {
@@ -38,6 +39,8 @@ export function serveCommand(program: Command): void {
     .action(async (dir: string | undefined, flags: ServeFlags) => {
       if (dir !== undefined && flags.exports !== undefined) throw new Error('give DIR or --exports, not both');
       const logger = createLogger(flags.logLevel);
+      // Loaded here, not at start: the client verbs do not need the server.
+      const { startServer } = await import('../server/index.js');
       const running = await startServer({
         dir: flags.exports !== undefined ? undefined : (dir ?? 'export'),
         host: flags.host,

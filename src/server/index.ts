@@ -17,6 +17,7 @@
 // exported, else (only embedder backends, or nothing) state kept in memory:
 // handles then last as long as the process, as do in-memory backends.
 
+import { defaultPorts } from './ports.js';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -105,12 +106,7 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-const isRoot = (): boolean => process.getuid?.() === 0;
-
-/** 2049/2049/111 as root; high ports otherwise. */
-export function defaultPorts(): { nfs: number; mount: number; portmap: number } {
-  return isRoot() ? { nfs: 2049, mount: 2049, portmap: 111 } : { nfs: 20490, mount: 20490, portmap: 10111 };
-}
+export { defaultPorts };
 
 interface Plan {
   rules: Export[];
