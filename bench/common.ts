@@ -71,3 +71,19 @@ export function median(xs: readonly number[]): number {
   const v = [...xs].sort((a, b) => a - b);
   return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
 }
+
+/** Operations per second with `depth` workers each running `op` back to back for `seconds`. */
+export async function timed(seconds: number, depth: number, op: (worker: number) => Promise<unknown>): Promise<number> {
+  let n = 0;
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: depth }, async (_, w) => {
+      while (performance.now() < end) {
+        await op(w);
+        n++;
+      }
+    }),
+  );
+  return n / ((performance.now() - start) / 1000);
+}

@@ -34,6 +34,7 @@ import { connect, type CacheMode, type NfsClient } from '../src/client/index.js'
 import { EngineIo, SHARED_ENGINE } from '../src/localio/io.js';
 import { IoEngine, allocAligned, dropCachedPages, openODirect, type IoFlags } from '../src/native/index.js';
 import { fioVersion, runFio, type FioJob } from './fio.js';
+import { timed } from './common.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 1);
 const ROUNDS = Number(process.env.BENCH_MODES_ROUNDS ?? 1);
@@ -67,20 +68,6 @@ function randomBlock(bs: number): number {
 }
 
 /** `depth` loops of `op` for SECONDS; operations per second. */
-async function timed(depth: number, op: (worker: number) => Promise<unknown>): Promise<number> {
-  let n = 0;
-  const start = performance.now();
-  const end = start + SECONDS * 1000;
-  await Promise.all(
-    Array.from({ length: depth }, async (_, w) => {
-      while (performance.now() < end) {
-        await op(w);
-        n++;
-      }
-    }),
-  );
-  return n / ((performance.now() - start) / 1000);
-}
 
 /**
  * The engine on `fd` in `mode`: IOPS for 4 KiB points, MiB/s for 1 MiB ones.
@@ -109,7 +96,7 @@ async function enginePoint(io: EngineIo, fds: Record<Mode, number>, mode: Mode, 
         : (w) => io.write(fd, [bufs[w]!], position(), 'none')
       : (w) => io.engine.run({ op: read ? 'read' : 'write', fd, buffer: bufs[w]!, position: position(), flags });
   // Operations per second; for 1 MiB blocks that is MiB/s.
-  return timed(p.depth, op);
+  return timed(SECONDS, p.depth, op);
 }
 
 /** Reads the whole file, so that it is in the page cache. */
@@ -131,8 +118,9 @@ async function cachedReads(file: string, depth: number): Promise<{ engineIo: num
   const io = new EngineIo(new IoEngine(ENGINE));
   const bufs = Array.from({ length: depth }, () => Buffer.allocUnsafe(KiB4));
   try {
-    const engineIo = await timed(depth, (w) => io.read(fd, bufs[w]!, 0, KiB4, randomBlock(KiB4)));
+    const engineIo = await timed(SECONDS, depth, (w) => io.read(fd, bufs[w]!, 0, KiB4, randomBlock(KiB4)));
     const node = await timed(
+      SECONDS,
       depth,
       (w) => new Promise<number>((resolve, reject) => fs.read(fd, bufs[w]!, 0, KiB4, randomBlock(KiB4), (err, n) => (err ? reject(err) : resolve(n)))),
     );
@@ -232,7 +220,7 @@ async function clientPoints(srv: ModesServer, file: string, mode: Mode, fd: numb
         return at;
       };
       try {
-        out.push(await timed(p.depth, (w) => h.read(bufs[w]!, 0, p.bs, position())));
+        out.push(await timed(SECONDS, p.depth, (w) => h.read(bufs[w]!, 0, p.bs, position())));
       } finally {
         await h.close();
       }

@@ -38,6 +38,7 @@ import { fileURLToPath } from 'node:url';
 import { connect, type NfsClient, type NfsFileHandle } from '../src/client/index.js';
 import { freePorts, waitForPort } from '../test/peers/ports.js';
 import { runModes } from './localio-modes.js';
+import { timed } from './common.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 1);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -87,20 +88,6 @@ async function serverOps(s: Setup): Promise<{ READ: number; WRITE: number; COMMI
 }
 
 /** Runs `op` in `depth` loops for SECONDS; returns operations per second. */
-async function timed(depth: number, op: (worker: number) => Promise<void>): Promise<number> {
-  let n = 0;
-  const end = performance.now() + SECONDS * 1000;
-  const start = performance.now();
-  await Promise.all(
-    Array.from({ length: depth }, async (_, w) => {
-      while (performance.now() < end) {
-        await op(w);
-        n++;
-      }
-    }),
-  );
-  return n / ((performance.now() - start) / 1000);
-}
 
 function randomBlock(): number {
   return Math.floor(Math.random() * (FILE_SIZE / KiB4)) * KiB4;
@@ -150,7 +137,7 @@ function plainTarget(s: Setup): Target {
       const fd = fs.openSync(file, 'r');
       const bufs = Array.from({ length: depth }, () => Buffer.allocUnsafe(KiB4));
       try {
-        return await timed(depth, (w) => promisified<number>((cb) => fs.read(fd, bufs[w]!, 0, KiB4, randomBlock(), cb)).then(() => undefined));
+        return await timed(SECONDS, depth, (w) => promisified<number>((cb) => fs.read(fd, bufs[w]!, 0, KiB4, randomBlock(), cb)).then(() => undefined));
       } finally {
         fs.closeSync(fd);
       }
@@ -215,7 +202,7 @@ async function clientTarget(s: Setup, localio: boolean): Promise<Target> {
       const h = await small.open('data.bin', 'r');
       const bufs = Array.from({ length: depth }, () => Buffer.allocUnsafe(KiB4));
       try {
-        return await timed(depth, (w) => h.read(bufs[w]!, 0, KiB4, randomBlock()).then(() => undefined));
+        return await timed(SECONDS, depth, (w) => h.read(bufs[w]!, 0, KiB4, randomBlock()).then(() => undefined));
       } finally {
         await h.close();
       }
