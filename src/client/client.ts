@@ -553,7 +553,7 @@ export class NfsClient implements FileHost, WritebackHost {
   async writeAt(inode: Inode, pos: number, data: Buffer): Promise<void> {
     const wb = this.writeback(inode);
     inode.readCache.dropRange(pos, pos + data.length);
-    await wb.write(pos, data);
+    if (!(await wb.writeThrough(pos, data))) await wb.write(pos, data);
     // A read may have cached the old bytes while this write waited for memory.
     inode.readCache.dropRange(pos, pos + data.length);
   }

@@ -81,6 +81,12 @@ export interface DataTransport {
    * with nothing to rely on in `buf` (use readDirect).
    */
   readCached?(fh: nfs_fh3, buf: Buffer, off: number, len: number, pos: number): number | undefined;
+  /**
+   * Optional: true when a write to `fh` would now land in the server host's
+   * page cache (a WriteResult with hostCached), as far as can be told before
+   * it is sent.
+   */
+  landsInHostCache?(fh: nfs_fh3): Promise<boolean>;
 }
 
 /** The NFSv3 program client the RPC transport and the fs-like layer use. */

@@ -38,7 +38,9 @@
 // lose those bytes, only a crash of the host, which takes this client with
 // it. sync() still sends a COMMIT for them (the fsync that makes them
 // durable); until then the host's kernel throttles and writes them back,
-// as it does for any local writer.
+// as it does for any local writer. Writes of a WRITE's size or more to
+// such a file skip the pages altogether (writeThrough): they go from the
+// caller's memory to the granted descriptor, the way a local pwrite would.
 //
 // Memory is charged to the DirtyAccountant page by page;
 // only application writes reserve (and may wait); WRITE and COMMIT only
@@ -255,6 +257,40 @@ export class WriteBack {
       if (pos % this.host.chunkSize === 0) this.sendIfFull(pos - this.host.chunkSize);
     }
     this.afterWrite(offset, pos);
+  }
+
+  /**
+   * Writes `data` at `offset` straight from the caller's memory, with no
+   * copy into pages and nothing held, when the file's transport puts what it
+   * writes into the server host's page cache (LOCALIO), the write is at
+   * least one chunk, and none of its range is cached here (so no WRITE of
+   * ours can race with it). A WRITE that did not land there after all (the
+   * grant went away and it went over RPC) or landed short is written again
+   * through the cache, so nothing rests on a reply a server restart could
+   * void. False when it does not apply: the caller copies (write()).
+   */
+  async writeThrough(offset: number, data: Buffer): Promise<boolean> {
+    const t = this.host.transportFor(this.fh);
+    if (data.length < this.host.chunkSize || !t.landsInHostCache || this.cached.intersects(offset, offset + data.length)) return false;
+    if (!(await t.landsInHostCache(this.fh)) || this.cached.intersects(offset, offset + data.length)) return false;
+    let res: WriteResult;
+    try {
+      res = await t.write(this.fh, offset, [data], data.length, stable_how.UNSTABLE);
+    } catch {
+      return false; // the cache's WRITE meets the error again and reports it as write-back does
+    }
+    this.host.noteWcc(this.fh, res.wcc);
+    const n = Math.max(0, Math.min(res.count, data.length));
+    this.host.dataWritten(this.fh, offset, offset + n);
+    if (res.committed !== stable_how.UNSTABLE || !res.hostCached) {
+      await this.write(offset, data);
+      return true;
+    }
+    this.host.counters.writes++;
+    this.host.counters.bytesWritten += n;
+    this.hostCachedUncommitted = true;
+    if (n < data.length) await this.write(offset + n, data.subarray(n));
+    return true;
   }
 
   /**

@@ -185,6 +185,8 @@ interface Refused {
 
 /** A grant as the transport uses it: counted IO, then revoke/close. */
 abstract class Grant {
+  /** Writes land in the page cache of the server's host (see WriteResult.hostCached). */
+  readonly hostCached: boolean = false;
   inflight = 0;
   revoked = false;
   closed = false;
@@ -238,6 +240,7 @@ abstract class Grant {
 
 /** A descriptor the server passed. */
 class FdGrant extends Grant {
+  override readonly hostCached = true;
   private readonly fastStat: boolean;
   /** What the engine learns about this descriptor (alignment, dontcache, direct). */
   private readonly gf: GrantedFile;
@@ -1079,6 +1082,16 @@ export class LocalioTransport implements DataTransport {
     private readonly lio: LocalioClient,
     private readonly rpc: DataTransport,
   ) {}
+
+  async landsInHostCache(fh: nfs_fh3): Promise<boolean> {
+    // Asks for the read-write grant when there is none yet (one round trip on the channel).
+    let g = this.lio.tryAcquire(fh, true);
+    if (g === null) return false;
+    g ??= await this.lio.acquire(fh, true);
+    if (!g) return false;
+    g.release();
+    return g.hostCached;
+  }
 
   readCached(fh: nfs_fh3, buf: Buffer, off: number, len: number, pos: number): number | undefined {
     const g = this.lio.tryAcquire(fh, false);

@@ -167,7 +167,7 @@ describe('LOCALIO IO engine: a pool of its own', { skip: noFdPassing(), timeout:
         );
         assert.ok(r.written >= 32 * MiB && r.read >= 32 * MiB, `the load ran: ${r.written} written, ${r.read} read`);
         // Buffered reads of cached pages are served on the event loop and never
-        // queue in the engine, so in the default mode only writes count here.
+        // queue in the engine: in the default mode the writers' WRITEs make the depth.
         assert.ok(depth >= 8, `many IOs in flight (max depth ${depth})`);
         assert.ok(bytesWrittenIn(s.localio.io, mode) > 0 && bytesReadIn(s.localio.io, mode) > 0, `IO in ${mode} mode: ${JSON.stringify(s.localio.io)}`);
         // Typically 5-30 ms here; the bounds leave room for a 2-core machine busy with other work.

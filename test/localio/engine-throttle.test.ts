@@ -21,7 +21,8 @@ const MiB = 1024 * 1024;
 const HARD = 8 * MiB;
 const SPAN = 128 * MiB;
 const TOTAL = 1024 * MiB;
-const CHUNK = MiB;
+/** Under a WRITE's size, so the writes go through the write-back cache (larger ones are written through). */
+const CHUNK = MiB / 4;
 /** Resident memory the writer may gain over its size after connecting (Node's heap, buffers, the cache's pages). */
 const RSS_SLACK = 64 * MiB;
 

@@ -20,7 +20,9 @@ import { makeDirs, noFdPassing, startServerChild, type Dirs, type ServerChild } 
 
 const skip = noFdPassing();
 const LIMIT = 16 << 20;
-const BLOCK = 1 << 20;
+// Smaller than a WRITE (1 MiB), so every write goes through the write-back
+// cache: a larger one to a granted file is written through (writeback.ts).
+const BLOCK = 1 << 18;
 const TOTAL = 256 << 20;
 
 describe('LOCALIO writers are throttled at the dirty limit; writeback is not', { skip, timeout: 180_000 }, () => {
@@ -35,6 +37,23 @@ describe('LOCALIO writers are throttled at the dirty limit; writeback is not', {
   after(async () => {
     await srv?.stop();
     d?.cleanup();
+  });
+
+  test('writes of a WRITE or more to a granted file go straight through: no page held, right bytes, one COMMIT', async () => {
+    const c = await connect({ host: '127.0.0.1', nfsPort: srv.port, mountPort: srv.port, path: d.exp, localioRegistry: d.registry, dirty: { hard: LIMIT } });
+    try {
+      assert.equal(await c.localioReady(5000), true);
+      const data = randomBytes(64 << 20);
+      const h = await c.open('through.bin', 'w');
+      for (let pos = 0; pos < data.length; pos += 1 << 20) await h.write(data, pos, 1 << 20, pos);
+      assert.equal(c.stats().writeback.peakDirtyBytes, 0, 'no write-back page was used');
+      await h.close();
+      assert.ok(fs.readFileSync(path.join(d.exp, 'through.bin')).equals(data));
+      assert.equal(c.stats().localio!.commits, 1, 'close still commits');
+      assert.equal(c.stats().nfsOps['WRITE'] ?? 0, 0, 'all through LOCALIO');
+    } finally {
+      await c.close();
+    }
   });
 
   for (const mode of ['buffered', 'direct'] as CacheMode[]) {
