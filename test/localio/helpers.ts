@@ -233,25 +233,7 @@ export class ClientChild {
 export interface ChildStats {
   nfsOps: Record<string, number>;
   writeback: { dirtyBytes: number; peakDirtyBytes: number; hardLimit: number; throttled: number; throttledMs: number };
-  localio: {
-    state: string;
-    mode?: string;
-    fdPassing: boolean;
-    probes: number;
-    probeSuccesses: number;
-    grants: number;
-    grantRefusals: number;
-    grantsOpen: number;
-    revoked: number;
-    reads: number;
-    readBytes: number;
-    writes: number;
-    writeBytes: number;
-    commits: number;
-    fallbacks: number;
-    sessionsLost: number;
-    io: LocalioClientStats['io'];
-  };
+  localio: LocalioClientStats;
 }
 
 /** Buffers as the child wants them. */
