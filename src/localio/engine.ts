@@ -396,6 +396,19 @@ export class LocalioEngine {
     return undefined;
   }
 
+  /** Bounce buffers of the pool can carry IO of this alignment (memory and offsets). */
+  private poolServes(a: DioAlign, offsetAlign: number): boolean {
+    const pool = this.pool;
+    return !!pool && a.memAlign <= pool.align && pool.bufferSize >= offsetAlign;
+  }
+
+  /** The file's O_DIRECT descriptor, or undefined (counted: the server refused it). */
+  private async openDirect(f: GrantedFile): Promise<DirectDescriptor | undefined> {
+    const d = await f.openDirect();
+    if (!d) this.counts.fallbacks.directRefused++;
+    return d;
+  }
+
   /** A direct read, or undefined (nothing done: read buffered). */
   private async readDirect(f: GrantedFile, buf: Buffer, off: number, len: number, pos: number): Promise<number | undefined> {
     const fb = this.counts.fallbacks;
@@ -411,16 +424,13 @@ export class LocalioEngine {
     }
     // The caller's memory as it is, when it already follows the rules.
     const inPlace = isAlignedRange(pos, len, align) && isAligned(buf.subarray(off, off + len), a.memAlign) === true;
-    const pool = this.pool;
-    if (!inPlace && (!pool || a.memAlign > pool.align || pool.bufferSize < align)) {
+    if (!inPlace && !this.poolServes(a, align)) {
       fb.unalignedMemory++;
       return undefined;
     }
-    const d = await f.openDirect();
-    if (!d) {
-      fb.directRefused++;
-      return undefined;
-    }
+    const d = await this.openDirect(f);
+    if (!d) return undefined;
+    const pool = this.pool;
     try {
       let got = 0;
       if (inPlace) {
@@ -546,15 +556,12 @@ export class LocalioEngine {
       return undefined;
     }
     const pool = this.pool;
-    if (!pool || a.memAlign > pool.align || pool.bufferSize < a.offsetAlign) {
+    if (!pool || !this.poolServes(a, a.offsetAlign)) {
       fb.unalignedMemory++;
       return undefined;
     }
-    const d = await f.openDirect();
-    if (!d) {
-      fb.directRefused++;
-      return undefined;
-    }
+    const d = await this.openDirect(f);
+    if (!d) return undefined;
     const step = alignDown(pool.bufferSize, a.offsetAlign);
     // Write-back pages are allocated aligned: a direct part whose pieces all
     // follow the memory rules goes out from them as one gathered write.

@@ -616,8 +616,17 @@ static napi_value EngineCreate(napi_env env, napi_callback_info info) {
   return obj;
 }
 
-/* On the JS thread: hand the filled-in request in `slot` to AIO or the workers. */
-static void queue_request(napi_env env, engine* e, uint32_t slot, io_req* r, bool kick) {
+/* On the JS thread: complete the request in `slot` (its buffers are set)
+ * and hand it to AIO or the workers. */
+static void queue_request(napi_env env, engine* e, uint32_t slot, io_req* r, int32_t op, int32_t fd,
+                          int64_t position, int32_t rwf, bool kick) {
+  r->pos = position;
+  r->fd = fd;
+  r->op = op;
+  r->rwf = rwf;
+  r->result = 0;
+  r->partial = 0;
+  r->busy = true;
   if (!aio_try_read(e, slot, r)) {
     pthread_mutex_lock(&e->mu);
     e->sq[(e->sq_head + e->sq_len) % e->depth] = slot;
@@ -684,15 +693,7 @@ static napi_value EngineSubmit(napi_env env, napi_callback_info info) {
   r->one.iov_len = (size_t)length;
   r->iov = &r->one;
   r->iovcnt = 1;
-  r->pos = position;
-  r->fd = fd;
-  r->op = op;
-  r->rwf = rwf;
-  r->result = 0;
-  r->partial = 0;
-  r->busy = true;
-
-  queue_request(env, e, (uint32_t)slot, r, kick);
+  queue_request(env, e, (uint32_t)slot, r, op, fd, position, rwf, kick);
   return tsnfs_int(env, 0);
 }
 
@@ -758,14 +759,7 @@ static napi_value EngineSubmitv(napi_env env, napi_callback_info info) {
   r->len = (size_t)total;
   r->iov = r->iovmem;
   r->iovcnt = used;
-  r->pos = position;
-  r->fd = fd;
-  r->op = OP_WRITE;
-  r->rwf = rwf;
-  r->result = 0;
-  r->partial = 0;
-  r->busy = true;
-  queue_request(env, e, (uint32_t)slot, r, kick);
+  queue_request(env, e, (uint32_t)slot, r, OP_WRITE, fd, position, rwf, kick);
   return tsnfs_int(env, 0);
 }
 
