@@ -11,7 +11,6 @@ import { PMAP_VERS_TABLE } from '../proto/portmap.gen.js';
 import { RpcClient } from '../rpc/index.js';
 import { defaultPorts } from '../server/ports.js';
 import { defaultStateDir } from '../server/state.js';
-import { localioDoctorLine } from '../localio/index.js';
 
 /** Optional tools, and the Debian package of each. */
 const TOOLS: Array<[string, string]> = [
@@ -99,6 +98,7 @@ export async function doctor(host: string): Promise<string[]> {
   lines.push(`tsnfs ${version}`);
   lines.push(`node: ${process.version} (${process.platform} ${process.arch})`);
   lines.push(`native addon: ${await nativeLine()}`);
+  const { localioDoctorLine } = await import('../localio/index.js');
   lines.push(localioDoctorLine());
   const state = defaultStateDir();
   lines.push(`state dir: ${state}${existsSync(state) ? '' : ' (not created yet)'}`);

@@ -23,7 +23,7 @@ export interface FileHost {
   readInto(inode: Inode, ra: ReadAheadState, pos: number, len: number, buf: Buffer, off: number): Promise<number>;
   /** readInto done at once when it can be (no waiting); undefined otherwise. */
   readNow(inode: Inode, pos: number, len: number, buf: Buffer, off: number): number | undefined;
-  readView(inode: Inode, ra: ReadAheadState, pos: number, max: number): Promise<Buffer>;
+  readView(inode: Inode, ra: ReadAheadState, pos: number, max: number, borrow?: boolean): Promise<{ data: Buffer; release: () => void }>;
   writeAt(inode: Inode, pos: number, data: Buffer): Promise<void>;
   statInode(inode: Inode): Promise<NfsStats>;
   truncateInode(inode: Inode, len: number, path: string): Promise<void>;
@@ -132,7 +132,23 @@ export class NfsFileHandle {
   async readChunk(position: number, max: number): Promise<Buffer> {
     this.check('read', this.mode.read);
     try {
-      return await this.host.readView(this.inode, this.ra, position, max);
+      return (await this.host.readView(this.inode, this.ra, position, max)).data;
+    } catch (err) {
+      throw toNfsError(err, 'read', this.path);
+    }
+  }
+
+  /**
+   * readChunk without a copy and without giving the buffer up: `data` is a
+   * view into the read cache, valid until `release()` is called, which
+   * lets the client reuse its buffer for later reads (a copy loop that
+   * writes each chunk out and releases it reads with no copy and no new
+   * memory). Empty at the end of the file.
+   */
+  async readBorrowed(position: number, max: number): Promise<{ data: Buffer; release: () => void }> {
+    this.check('read', this.mode.read);
+    try {
+      return await this.host.readView(this.inode, this.ra, position, max, true);
     } catch (err) {
       throw toNfsError(err, 'read', this.path);
     }

@@ -6,7 +6,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createReadStream, existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -165,6 +166,16 @@ describe('tsnfs client verbs', { timeout: 300_000 }, () => {
     ok(await tsnfs('cp', url('empty.bin'), join(local, 'down.bin')));
     assert.equal(readFileSync(join(local, 'down.bin')).length, 0);
     await rm(join(dir, 'empty.bin'));
+    // Into special files, which cannot be synced (fsync says EINVAL): /dev/null, and a FIFO read by another reader.
+    ok(await tsnfs('cp', url('up.bin'), '/dev/null'));
+    const fifo = join(local, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const chunks: Buffer[] = [];
+    const drained = new Promise<void>((resolve, reject) => createReadStream(fifo).on('data', (c) => chunks.push(c as Buffer)).on('end', resolve).on('error', reject));
+    ok(await tsnfs('cp', url('up.bin'), fifo));
+    await drained;
+    assert.equal(sha(Buffer.concat(chunks)), sha(data));
+    await rm(fifo);
     // Into an existing directory, by name; and over an existing file.
     ok(await tsnfs('cp', join(local, 'up.bin'), url('list/sub')));
     assert.equal(sha(readFileSync(join(dir, 'list/sub/up.bin'))), sha(data));

@@ -283,6 +283,41 @@ export function apiSuite(name: string, target: () => Target): void {
       assert.ok(Buffer.concat(chunks).equals(data), 'every chunk handed out still holds its bytes');
     });
 
+    test('readBorrowed: chunks without a copy; a chunk held keeps its bytes, released buffers serve later chunks', async () => {
+      const { c, dir } = await fresh({}, 'localio=0');
+      const size = 10 * c.rsize + 123;
+      const data = randomBytes(size);
+      await localWriteFile(join(dir, 'borrow.bin'), data);
+      const h = await c.open('borrow.bin');
+      try {
+        // The first chunk is held to the end: its buffer must not serve another chunk meanwhile.
+        const first = await h.readBorrowed(0, c.rsize);
+        assert.ok(first.data.equals(data.subarray(0, c.rsize)));
+        const backing = new Set<ArrayBufferLike>();
+        let reused = 0;
+        let pos = first.data.length;
+        for (;;) {
+          const { data: chunk, release } = await h.readBorrowed(pos, c.rsize);
+          if (chunk.length === 0) {
+            release();
+            break;
+          }
+          assert.ok(chunk.equals(data.subarray(pos, pos + chunk.length)), `bytes at ${pos}`);
+          assert.notEqual(chunk.buffer, first.data.buffer, 'a held chunk lends its buffer to nobody');
+          if (backing.has(chunk.buffer)) reused++;
+          backing.add(chunk.buffer);
+          pos += chunk.length;
+          release();
+        }
+        assert.equal(pos, size);
+        assert.ok(first.data.equals(data.subarray(0, c.rsize)), 'the held chunk kept its bytes');
+        first.release();
+        assert.ok(reused > 0, 'buffers given back served later chunks');
+      } finally {
+        await h.close();
+      }
+    });
+
     test('many concurrent writes to different offsets', async () => {
       const { c, dir } = await fresh();
       const h = await c.open('conc', 'w');
