@@ -41,6 +41,7 @@ import { DirChanges } from './dir-changes.js';
 import { DirCookies, buildSnapshot, readPage, type EntryInfo, type Snapshot } from './cookies.js';
 import { errCode, fsError, toFsError } from './errors.js';
 import { BufferPool } from '../xdr/buffer-pool.js';
+import { decodeBytes, encodeBytes } from '../xdr/bytes-string.js';
 import { FdCache, type OpenFile } from './fd-cache.js';
 import { InlineFs } from './inline-fs.js';
 import { InodeIndex, type IndexEntry } from './local-index.js';
@@ -278,7 +279,7 @@ export class LocalBackend implements Backend {
       const loc = await this.locate(node);
       if (!loc.st.isSymbolicLink()) throw fsError('EINVAL', 'not a symlink');
       const target = await fs.readlink(loc.path, { encoding: 'buffer' });
-      return { target: target.toString('utf8'), attrs: statToAttrs(loc.st) };
+      return { target: decodeBytes(target), attrs: statToAttrs(loc.st) };
     });
   }
 
@@ -431,7 +432,8 @@ export class LocalBackend implements Backend {
       checkSymlinkTarget(linkTarget);
       const { d, da, target } = await this.prepareNew(cred, dir, name, attrs);
       const own = newOwnership(cred, da, FileType.LNK, 0o777);
-      await this.changes.track(d.st.ino, fs.symlink(linkTarget, target));
+      // The target's bytes exactly, UTF-8 or not.
+      await this.changes.track(d.st.ino, fs.symlink(encodeBytes(linkTarget), target));
       await this.initOwner(cred, attrs, own, (uid, gid) => fs.lchown(target, uid, gid));
       await setTimes(attrs, (at, mt) => fs.lutimes(target, at, mt));
       return this.created(d, da, name, await this.io.lstat(target));
@@ -997,7 +999,7 @@ export class LocalBackend implements Backend {
     const names: string[] = [];
     for (const b of raw) {
       const s = b.toString('utf8');
-      if (Buffer.from(s).equals(b)) names.push(s); // names that are not UTF-8 cannot be served
+      if (Buffer.from(s).equals(b)) names.push(s); // names that are not UTF-8 cannot be served (names.ts)
     }
     const snap = buildSnapshot(this.cookies, names, cached?.snap);
     this.snapshots.set(d.st.ino, { stamp, snap }, names.length + 1);

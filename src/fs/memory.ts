@@ -28,6 +28,7 @@ import { DirCookies, buildSnapshot, readPage, type EntryInfo, type Snapshot } fr
 import { fsError, toFsError } from './errors.js';
 import { Lru } from './lru.js';
 import { checkName, checkNewName, checkSymlinkTarget, checkVictimName } from './names.js';
+import { encodeBytes } from '../xdr/bytes-string.js';
 import {
   R,
   W,
@@ -246,7 +247,7 @@ export class MemoryBackend implements Backend {
       const { d, da } = this.prepareNew(cred, dir, name, attrs);
       const n = this.makeNode(cred, d, FileType.LNK, { ...attrs, mode: 0o777 }, 0o777);
       n.target = target;
-      n.size = BigInt(Buffer.byteLength(target));
+      n.size = BigInt(encodeBytes(target).length);
       return this.link_(d, da, name, n);
     });
   }

@@ -2,6 +2,7 @@
 // component: `/` or NUL would let it address something else, so both are
 // EINVAL (RFC 1813 allows EACCES too; EINVAL says what is wrong).
 
+import { encodeBytes } from '../xdr/bytes-string.js';
 import { fsError } from './errors.js';
 
 export const NAME_MAX = 255;
@@ -15,7 +16,9 @@ export function isDotName(name: string): boolean {
 export function checkName(name: string): void {
   if (name.length === 0) throw fsError('EINVAL', 'empty name');
   if (name.includes('/') || name.includes('\0')) throw fsError('EINVAL', 'name contains / or NUL');
-  // Lone surrogates would be stored as U+FFFD: the name made would not be the name asked for.
+  // Lone surrogates (among them the bytes of a name that is not UTF-8, as
+  // the XDR layer keeps them) would be stored as U+FFFD: the name made would
+  // not be the name asked for, and two such names would be one file.
   if (Buffer.from(name).toString() !== name) throw fsError('EINVAL', 'name is not valid Unicode');
   if (Buffer.byteLength(name) > NAME_MAX) throw fsError('ENAMETOOLONG');
 }
@@ -34,5 +37,5 @@ export function checkVictimName(name: string): void {
 
 export function checkSymlinkTarget(target: string): void {
   if (target.includes('\0')) throw fsError('EINVAL', 'symlink target contains NUL');
-  if (Buffer.byteLength(target) >= PATH_MAX) throw fsError('ENAMETOOLONG');
+  if (encodeBytes(target).length >= PATH_MAX) throw fsError('ENAMETOOLONG');
 }

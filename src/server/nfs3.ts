@@ -104,6 +104,7 @@ import {
   type wcc_data,
 } from '../proto/nfs3.gen.js';
 import { type Logger, silentLogger } from '../log.js';
+import { encodeBytes } from '../xdr/index.js';
 import { mapCred, type ExportOptions } from './exports.js';
 import type { ExportSet, ServedExport } from './export-set.js';
 import { serveTable } from './program.js';
@@ -180,8 +181,8 @@ export function nfsStatus(err: unknown, log: Logger = silentLogger, proc = ''): 
 /** A name from the wire: 0 when acceptable, else the status to answer. */
 export function checkName(name: string): Err | 0 {
   if (name.length === 0 || name.includes('/') || name.includes('\0')) return nfsstat3.NFS3ERR_INVAL;
-  // A UTF-16 unit is at most 3 UTF-8 bytes: count bytes only for long names.
-  if (name.length * 3 > NAME_MAX && Buffer.byteLength(name) > NAME_MAX) return nfsstat3.NFS3ERR_NAMETOOLONG;
+  // A UTF-16 unit is at most 3 bytes on the wire: count bytes only for long names.
+  if (name.length * 3 > NAME_MAX && encodeBytes(name).length > NAME_MAX) return nfsstat3.NFS3ERR_NAMETOOLONG;
   return 0;
 }
 

@@ -1,2 +1,3 @@
 export { XdrReader, XdrError, splitU64 } from './reader.js';
 export { XdrWriter } from './writer.js';
+export { decodeBytes, encodeBytes, hasEscapedBytes } from './bytes-string.js';

@@ -3,6 +3,8 @@
 // every length is checked against a caller-given bound and against the bytes
 // actually present before anything is allocated.
 
+import { decodeBytes } from './bytes-string.js';
+
 export class XdrError extends Error {
   override name = 'XdrError';
 }
@@ -96,9 +98,9 @@ export class XdrReader {
     return this.opaqueFixed(n);
   }
 
-  /** A string of at most `max` bytes, decoded as UTF-8. */
+  /** A string of at most `max` bytes: UTF-8, with any other bytes kept as escapes (see bytes-string.ts). */
   string(max: number): string {
-    return this.opaque(max).toString('utf8');
+    return decodeBytes(this.opaque(max));
   }
 
   /** Variable-length array of at most `max` elements. */

@@ -3,6 +3,7 @@
 // separate chunks so a reply can go out with writev without copying them.
 
 import { XdrError } from './reader.js';
+import { encodeBytes } from './bytes-string.js';
 
 /** Opaques at least this large are referenced, not copied. */
 const REF_THRESHOLD = 1024;
@@ -85,8 +86,9 @@ export class XdrWriter {
     return this.raw(data);
   }
 
+  /** A string as UTF-8, with the escapes of non-UTF-8 bytes turned back into those bytes (see bytes-string.ts). */
   string(s: string, max = 0xffffffff): this {
-    return this.opaque(Buffer.from(s, 'utf8'), max);
+    return this.opaque(encodeBytes(s), max);
   }
 
   array<T>(items: readonly T[], item: (w: XdrWriter, v: T) => void, max = 0xffffffff): this {

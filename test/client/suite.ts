@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, NfsDirent, NfsError, type NfsClient } from '../../src/client/index.js';
 import type { ConnectOptions } from '../../src/client/index.js';
 import { fsx } from './fsx.js';
+import { decodeBytes } from '../../src/xdr/index.js';
 
 export interface Target {
   /** The local directory the server exports. */
@@ -24,6 +25,8 @@ export interface Target {
   mountPort: number;
   /** fileid is the local inode number (true for ganesha's VFS backend). */
   fileidIsIno?: boolean;
+  /** Names that are not UTF-8 are served (ganesha); tsnfs refuses them with EINVAL. */
+  servesAnyNameBytes?: boolean;
 }
 
 const MiB = 1024 * 1024;
@@ -413,6 +416,23 @@ export function apiSuite(name: string, target: () => Target): void {
   });
 
   describe(`${name}: directories and names`, () => {
+    test('a name that is not UTF-8 is the same bytes in every call: listed, read and removed, or refused whole', async () => {
+      const { c, dir } = await fresh();
+      const raw = Buffer.from('caf\xe9.txt', 'latin1');
+      const onDisk = Buffer.concat([Buffer.from(`${dir}/`), raw]);
+      await localWriteFile(onDisk, 'a Latin-1 name');
+      const name = decodeBytes(raw);
+      if (target().servesAnyNameBytes) {
+        assert.deepEqual(await c.readdir('.'), [name]);
+        assert.equal(await c.readFile(name, 'utf8'), 'a Latin-1 name');
+        await c.rm(name);
+        await assert.rejects(localStat(onDisk), { code: 'ENOENT' });
+      } else {
+        assert.deepEqual(await c.readdir('.'), []);
+        await assert.rejects(c.readFile(name), code('EINVAL'));
+        assert.equal(await localReadFile(onDisk, 'utf8'), 'a Latin-1 name');
+      }
+    });
     test('readdir, with and without file types', async () => {
       const { c, dir } = await fresh();
       await localWriteFile(join(dir, 'f'), 'x');

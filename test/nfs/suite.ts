@@ -8,6 +8,7 @@ import crypto from 'node:crypto';
 import type { RunningServer } from '../../src/server/index.js';
 import type { AuthSys, RpcClient } from '../../src/rpc/index.js';
 import { RpcGarbageArgsError } from '../../src/rpc/index.js';
+import { decodeBytes } from '../../src/xdr/index.js';
 import { ACCESS3_DELETE, ACCESS3_EXECUTE, ACCESS3_EXTEND, ACCESS3_LOOKUP, ACCESS3_MODIFY, ACCESS3_READ, FSF3_CANSETTIME, FSF3_HOMOGENEOUS, FSF3_LINK, FSF3_SYMLINK, type nfs_fh3 } from '../../src/proto/nfs3.gen.js';
 import { mountstat3 } from '../../src/proto/mount3.gen.js';
 import { authSysBody, callRecord, parseReply, rawConnect } from '../helpers/raw-rpc.js';
@@ -299,6 +300,23 @@ export function nfsSuite(label: string, make: MakeFixture, so: SuiteOptions): vo
       expectStatus(await a.call('RENAME', { from: { dir: root, name: 'nope/x' }, to: { dir: root, name: 'y' } }), ['NFS3ERR_INVAL', 'NFS3ERR_ACCES']);
       expectStatus(await a.call('LINK', { file: f, link: { dir: root, name: long } }), 'NFS3ERR_NAMETOOLONG');
       expectStatus(await a.call('SYMLINK', { where: { dir: root, name: 'a\0' }, symlink: { symlink_attributes: sattr(), symlink_data: 'x' } }), ['NFS3ERR_INVAL', 'NFS3ERR_ACCES']);
+    });
+
+    test('names that are not UTF-8 are refused, never altered; symlink targets keep their bytes', async () => {
+      const d = await a.mkdir(root, fresh('bytes'));
+      // Latin-1 "café" and "cafè" as a client sends them (the XDR layer keeps each byte as it came).
+      for (const name of [decodeBytes(Buffer.from('caf\xe9', 'latin1')), decodeBytes(Buffer.from('caf\xe8', 'latin1'))]) {
+        expectStatus(await a.call('CREATE', { where: { dir: d, name }, how: { mode: 0, obj_attributes: sattr() } }), 'NFS3ERR_INVAL');
+        expectStatus(await a.call('MKDIR', { where: { dir: d, name }, attributes: sattr() }), 'NFS3ERR_INVAL');
+        expectStatus(await a.call('LOOKUP', { what: { dir: d, name } }), 'NFS3ERR_INVAL');
+      }
+      // Nothing was made under another name (two such names would have been one file).
+      assert.deepEqual((await a.readdirAll(d, 4096)).map((e) => e.name).sort(), ['.', '..']);
+      // A symlink's target is bytes: kept exactly, UTF-8 or not.
+      const target = decodeBytes(Buffer.from('../caf\xe9/\xff', 'latin1'));
+      const sl = ok(await a.call('SYMLINK', { where: { dir: d, name: 'link' }, symlink: { symlink_attributes: sattr(), symlink_data: target } }));
+      assert.equal(sl.obj_attributes!.size, 9n, 'the 9 bytes sent, not replacement characters');
+      assert.equal(ok(await a.call('READLINK', { symlink: sl.obj! })).data, target);
     });
 
     test('READ and WRITE at the limits', async () => {

@@ -150,7 +150,7 @@ test('a sample spec compiles under strict TypeScript and its codecs work', async
     const src = path.join(tmp, 'src');
     mkdirSync(path.join(src, 'xdr'), { recursive: true });
     mkdirSync(path.join(src, 'proto'), { recursive: true });
-    for (const f of ['index.ts', 'reader.ts', 'writer.ts']) copyFileSync(path.join(REPO, 'src', 'xdr', f), path.join(src, 'xdr', f));
+    for (const f of ['index.ts', 'reader.ts', 'writer.ts', 'bytes-string.ts']) copyFileSync(path.join(REPO, 'src', 'xdr', f), path.join(src, 'xdr', f));
     copyFileSync(path.join(REPO, 'src', 'proto', 'runtime.ts'), path.join(src, 'proto', 'runtime.ts'));
     const code = generate(SAMPLE, 'spec/sample.x');
     writeFileSync(path.join(src, 'proto', 'sample.gen.ts'), code);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { XdrReader, XdrWriter, XdrError } from '../../src/xdr/index.js';
+import { XdrReader, XdrWriter, XdrError, decodeBytes, encodeBytes, hasEscapedBytes } from '../../src/xdr/index.js';
 
 test('primitives round-trip with RFC 4506 byte layout', () => {
   const w = new XdrWriter(8);
@@ -100,6 +100,39 @@ test('property: any bytes decode or throw XdrError, never anything else', () => 
       } catch (e) {
         assert.ok(e instanceof XdrError, String(e));
       }
+    }),
+  );
+});
+
+test('strings keep any bytes: not UTF-8 decodes to escapes that encode back to the same bytes', () => {
+  const roundTrip = (b: Buffer): Buffer => {
+    const w = new XdrWriter(16);
+    w.string(new XdrReader(new XdrWriter(16).opaque(b).toBuffer()).string(1 << 20));
+    return new XdrReader(w.toBuffer()).opaque(1 << 20);
+  };
+  // Latin-1 "café", a lone continuation byte, an overlong "/", an encoded surrogate, a cut-off sequence.
+  for (const hex of ['636166e9', '80', 'c0af', 'eda080', 'e282', 'efbfbd', 'f4908080', 'f09f9880']) {
+    const b = Buffer.from(hex, 'hex');
+    assert.deepEqual(roundTrip(b), b, hex);
+  }
+  assert.equal(decodeBytes(Buffer.from('636166e9', 'hex')), 'caf\udce9');
+  assert.equal(decodeBytes(Buffer.from('café')), 'café');
+  assert.equal(hasEscapedBytes('caf\udce9'), true);
+  assert.equal(hasEscapedBytes('😀 café'), false);
+  // Distinct byte strings never decode to the same string (no two names alias).
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 40 }), fc.uint8Array({ maxLength: 40 }), (a, b) => {
+      const [ba, bb] = [Buffer.from(a), Buffer.from(b)];
+      assert.deepEqual(encodeBytes(decodeBytes(ba)), ba);
+      if (!ba.equals(bb)) assert.notEqual(decodeBytes(ba), decodeBytes(bb));
+    }),
+    { numRuns: 2000 },
+  );
+  // Well-formed strings (pairs included) encode as plain UTF-8.
+  fc.assert(
+    fc.property(fc.string({ unit: 'grapheme' }), (s) => {
+      assert.deepEqual(encodeBytes(s), Buffer.from(s, 'utf8'));
+      assert.equal(decodeBytes(Buffer.from(s, 'utf8')), s);
     }),
   );
 });
