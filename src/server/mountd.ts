@@ -12,9 +12,9 @@
 //   MNT3ERR_ACCES   the export's rules do not admit the client, or a
 //                   `secure` rule and a source port of 1024 or above
 //   MNT3ERR_NOTDIR  the path names something other than a directory
-// A subdirectory of an export may be mounted (rpc.mountd allows it too); its
-// handle belongs to the export, so `..` can reach the export's root but
-// never above it. Components are looked up as root, as rpc.mountd stats
+// A subdirectory of an export may be mounted (rpc.mountd allows it too),
+// through symbolic links that stay inside the export; its handle belongs to
+// the export, so `..` can reach the export's root but never above it. Components are looked up as root, as rpc.mountd stats
 // them: the rules decide who mounts, not the directories' modes.
 //
 // The mount list (DUMP) is kept in memory: it is advisory in NFSv3 and
@@ -25,9 +25,11 @@ import { AuthFlavor, type CallContext, type ProgramVersion } from '../rpc/index.
 import { MOUNT_V3_TABLE, mountstat3, type mountres3, type mountbody, type exportnode } from '../proto/mount3.gen.js';
 import { type Logger, silentLogger } from '../log.js';
 import { serveTable } from './program.js';
-import { clientAddress, type ExportSet } from './export-set.js';
+import { clientAddress, type ExportSet, type ServedExport } from './export-set.js';
 
 const ROOT: Cred = Object.freeze({ uid: 0, gid: 0, gids: [] });
+/** Symbolic links followed in one MNT path, as Linux's MAXSYMLINKS. */
+const MAX_LINKS = 40;
 const MAX_MOUNT_ENTRIES = 10_000;
 
 export interface MountdOptions {
@@ -82,22 +84,58 @@ export class Mountd {
       this.log.info({ client: host, port: ctx.conn.remotePort, path: dirpath, reason: access.reason }, 'mount refused');
       return { fhs_status: mountstat3.MNT3ERR_ACCES };
     }
-    let node = exp.rootNode;
-    for (const name of rest) {
-      try {
-        const r = await exp.backend.lookup(ROOT, node, name);
-        if (r.attrs.type !== FileType.DIR) return { fhs_status: mountstat3.MNT3ERR_NOTDIR };
-        node = r.node;
-      } catch (err) {
-        return { fhs_status: mountError(err, this.log) };
-      }
+    let node: Buffer;
+    try {
+      const walked = await this.walk(exp, rest);
+      if (typeof walked === 'number') return { fhs_status: walked };
+      node = walked;
+    } catch (err) {
+      return { fhs_status: mountError(err, this.log) };
     }
     this.remember(host, dirpath);
     this.log.debug({ client: host, path: dirpath }, 'mounted');
     return {
       fhs_status: mountstat3.MNT3_OK,
-      mountinfo: { fhandle: rest.length === 0 ? exp.rootHandle : this.exports.handleOf(exp, node), auth_flavors: [AuthFlavor.SYS] },
+      mountinfo: { fhandle: node === exp.rootNode ? exp.rootHandle : this.exports.handleOf(exp, node), auth_flavors: [AuthFlavor.SYS] },
     };
+  }
+
+  /**
+   * The directory `rest` names below the export's root, following symbolic
+   * links as rpc.mountd's realpath() does, but only while they stay inside
+   * the export: a relative target from the link's directory, an absolute
+   * one as a path the export serves. Anything leading out of the export,
+   * and more than MAX_LINKS links, is NOENT.
+   */
+  private async walk(exp: ServedExport, rest: readonly string[]): Promise<Buffer | Exclude<mountstat3, 0>> {
+    const todo = [...rest];
+    const dirs = [exp.rootNode];
+    let links = 0;
+    for (let name = todo.shift(); name !== undefined; name = todo.shift()) {
+      if (name === '' || name === '.') continue;
+      if (name === '..') {
+        if (dirs.length === 1) return mountstat3.MNT3ERR_NOENT;
+        dirs.pop();
+        continue;
+      }
+      const r = await exp.backend.lookup(ROOT, dirs[dirs.length - 1]!, name);
+      if (r.attrs.type === FileType.LNK) {
+        if (++links > MAX_LINKS) return mountstat3.MNT3ERR_NOENT;
+        const { target } = await exp.backend.readlink(ROOT, r.node);
+        if (target.startsWith('/')) {
+          const found = this.exports.forPath(target);
+          if (found?.exp !== exp) return mountstat3.MNT3ERR_NOENT;
+          todo.unshift(...found.rest);
+          dirs.length = 1;
+        } else {
+          todo.unshift(...target.split('/'));
+        }
+        continue;
+      }
+      if (r.attrs.type !== FileType.DIR) return mountstat3.MNT3ERR_NOTDIR;
+      dirs.push(r.node);
+    }
+    return dirs[dirs.length - 1]!;
   }
 
   umnt(dirpath: string, ctx: CallContext): void {

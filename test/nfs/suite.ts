@@ -104,6 +104,22 @@ export function nfsSuite(label: string, make: MakeFixture, so: SuiteOptions): vo
       assert.equal((await mountCall(alice, 'MNT', '/no/such/export')).fhs_status, mountstat3.MNT3ERR_NOENT);
       assert.equal((await mountCall(alice, 'MNT', `${fx.exportPath}/../..`)).fhs_status, mountstat3.MNT3ERR_NOENT);
       assert.equal((await mountCall(alice, 'MNT', 'relative')).fhs_status, mountstat3.MNT3ERR_NOENT);
+      // Symbolic links are followed while they stay inside the export (relative, or absolute in the export's path).
+      const link = (name: string, target: string) => a.call('SYMLINK', { where: { dir: root, name }, symlink: { symlink_attributes: sattr(), symlink_data: target } }).then(ok);
+      await link(`${dir}-rel`, `./${dir}/../${dir}`);
+      await link(`${dir}-abs`, `${fx.exportPath}/${dir}`);
+      await link(`${dir}-chain`, `${dir}-rel`);
+      for (const name of [`${dir}-rel`, `${dir}-abs`, `${dir}-chain`]) {
+        assert.equal((await a.getattr(await mount(alice, `${fx.exportPath}/${name}`))).fileid, (await a.getattr(d)).fileid, name);
+      }
+      await link(`${dir}-out`, '..');
+      await link(`${dir}-etc`, '/etc');
+      await link(`${dir}-loop`, `${dir}-loop`);
+      await link(`${dir}-file`, `${dir}/file`);
+      for (const name of [`${dir}-out`, `${dir}-etc`, `${dir}-loop`]) {
+        assert.equal((await mountCall(alice, 'MNT', `${fx.exportPath}/${name}`)).fhs_status, mountstat3.MNT3ERR_NOENT, name);
+      }
+      assert.equal((await mountCall(alice, 'MNT', `${fx.exportPath}/${dir}-file`)).fhs_status, mountstat3.MNT3ERR_NOTDIR);
       void f;
     });
 
