@@ -19,6 +19,7 @@ import { parseCacheModeOption } from './options.js';
 import { MOUNT_V3_TABLE } from '../proto/mount3.gen.js';
 import type { CacheMode } from '../localio/engine.js';
 import { RpcClient } from '../rpc/index.js';
+import { encodeBytes } from '../xdr/index.js';
 
 /** A mistake in how the command was called: exit status 2. */
 export class UsageError extends Error {
@@ -283,10 +284,13 @@ function watchStdout(): void {
   });
 }
 
-/** Write to stdout, waiting while the pipe is full. */
+/**
+ * Write to stdout, waiting while the pipe is full. Names that are not
+ * UTF-8 go out as their own bytes, as ls(1) prints them into a pipe.
+ */
 export async function emit(text: string): Promise<void> {
   if (readerGone || text === '') return;
-  if (!process.stdout.write(text)) await Promise.race([once(process.stdout, 'drain'), once(process.stdout, 'error')]);
+  if (!process.stdout.write(encodeBytes(text))) await Promise.race([once(process.stdout, 'drain'), once(process.stdout, 'error')]);
 }
 
 // ---- running a verb ----

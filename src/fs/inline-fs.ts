@@ -48,6 +48,7 @@ import {
   type BigIntStats,
 } from 'node:fs';
 import { errCode } from './errors.js';
+import { hostPath } from './names.js';
 
 const O_CREAT = constants.O_CREAT;
 
@@ -100,10 +101,10 @@ export class InlineFs {
   }
 
   lstat(p: string): Promise<BigIntStats> {
-    if (!this.active) return fs.lstat(p, { bigint: true });
+    if (!this.active) return fs.lstat(hostPath(p), { bigint: true });
     const t0 = this.now();
     try {
-      return Promise.resolve(lstatSync(p, { bigint: true }));
+      return Promise.resolve(lstatSync(hostPath(p), { bigint: true }));
     } catch (err) {
       return Promise.reject(err);
     } finally {
@@ -115,8 +116,8 @@ export class InlineFs {
   async tryLstat(p: string): Promise<BigIntStats | undefined> {
     try {
       // Inline, an absent name costs no exception (a third of the cost of a found one).
-      if (this.active) return this.timedSync(() => lstatSync(p, { bigint: true, throwIfNoEntry: false }));
-      return await fs.lstat(p, { bigint: true });
+      if (this.active) return this.timedSync(() => lstatSync(hostPath(p), { bigint: true, throwIfNoEntry: false }));
+      return await fs.lstat(hostPath(p), { bigint: true });
     } catch (err) {
       const code = errCode(err);
       if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
@@ -131,18 +132,18 @@ export class InlineFs {
   open(p: string, flags: number, mode?: number): Promise<number> {
     if (flags & O_CREAT) return this.create(p, flags, mode);
     return this.call(
-      () => openSync(p, flags, mode),
-      (cb) => fsOpen(p, flags, mode, cb),
+      () => openSync(hostPath(p), flags, mode),
+      (cb) => fsOpen(hostPath(p), flags, mode, cb),
     );
   }
 
   private create(p: string, flags: number, mode: number | undefined): Promise<number> {
     if (!this.active || (this.createMs > CREATE_INLINE_MS && ++this.createsQueued % CREATE_PROBE_EVERY !== 0)) {
-      return new Promise((resolve, reject) => fsOpen(p, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))));
+      return new Promise((resolve, reject) => fsOpen(hostPath(p), flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))));
     }
     const t0 = this.now();
     try {
-      return Promise.resolve(openSync(p, flags, mode));
+      return Promise.resolve(openSync(hostPath(p), flags, mode));
     } catch (err) {
       return Promise.reject(err);
     } finally {
@@ -177,10 +178,10 @@ export class InlineFs {
 
   /** unlink(2); `mayInline` false sends it to the threadpool (it would wait for a lock). */
   unlink(p: string, mayInline = true): Promise<void> {
-    if (!mayInline) return new Promise((resolve, reject) => fsUnlink(p, (err) => (err ? reject(err) : resolve())));
+    if (!mayInline) return new Promise((resolve, reject) => fsUnlink(hostPath(p), (err) => (err ? reject(err) : resolve())));
     return this.call(
-      () => unlinkSync(p),
-      (cb) => fsUnlink(p, (err) => cb(err, undefined)),
+      () => unlinkSync(hostPath(p)),
+      (cb) => fsUnlink(hostPath(p), (err) => cb(err, undefined)),
     );
   }
 

@@ -45,9 +45,9 @@ import { decodeBytes, encodeBytes } from '../xdr/bytes-string.js';
 import { FdCache, type OpenFile } from './fd-cache.js';
 import { InlineFs } from './inline-fs.js';
 import { InodeIndex, type IndexEntry } from './local-index.js';
-import { findMknod, makeSocket, runMknod } from './local-special.js';
+import { findMknod, makeNode, makeSocket } from './local-special.js';
 import { Lru } from './lru.js';
-import { checkName, checkNewName, checkSymlinkTarget, checkVictimName } from './names.js';
+import { checkName, checkNewName, checkSymlinkTarget, checkVictimName, hostPath } from './names.js';
 import {
   R,
   W,
@@ -191,7 +191,7 @@ export class LocalBackend implements Backend {
   }
 
   async init(): Promise<void> {
-    this.rootPath = await fs.realpath(this.opts.root);
+    this.rootPath = decodeBytes(await fs.realpath(this.opts.root, { encoding: 'buffer' }));
     const st = await this.io.lstat(this.rootPath);
     if (!st.isDirectory()) throw fsError('ENOTDIR', `${this.opts.root} is not a directory`);
     this.rootDev = st.dev;
@@ -210,7 +210,7 @@ export class LocalBackend implements Backend {
     this.index = await InodeIndex.open(this.opts.stateDir, st.dev, st.ino);
     this.procFd = await fs.access('/proc/self/fd').then(() => true, () => false);
     this.mknodHelper = await findMknod();
-    const sfs = await fs.statfs(this.rootPath, { bigint: true });
+    const sfs = await fs.statfs(hostPath(this.rootPath), { bigint: true });
     this.linkMax = LINK_MAX_BY_FS.get(sfs.type) ?? 65000;
     this.syncFstat = MEMORY_FSTAT_FS.has(sfs.type);
     this.io = new InlineFs(this.syncFstat && this.opts.inlineCalls !== false);
@@ -278,7 +278,7 @@ export class LocalBackend implements Backend {
     return guard(async () => {
       const loc = await this.locate(node);
       if (!loc.st.isSymbolicLink()) throw fsError('EINVAL', 'not a symlink');
-      const target = await fs.readlink(loc.path, { encoding: 'buffer' });
+      const target = await fs.readlink(hostPath(loc.path), { encoding: 'buffer' });
       return { target: decodeBytes(target), attrs: statToAttrs(loc.st) };
     });
   }
@@ -415,7 +415,7 @@ export class LocalBackend implements Backend {
     return guard(async () => {
       const { d, da, target } = await this.prepareNew(cred, dir, name, attrs);
       const own = newOwnership(cred, da, FileType.DIR, attrs.mode ?? 0o755);
-      await this.changes.track(d.st.ino, fs.mkdir(target, 0o700));
+      await this.changes.track(d.st.ino, fs.mkdir(hostPath(target), 0o700));
       const st = await this.finishNew(cred, target, attrs, own);
       return this.created(d, da, name, st);
     });
@@ -433,9 +433,9 @@ export class LocalBackend implements Backend {
       const { d, da, target } = await this.prepareNew(cred, dir, name, attrs);
       const own = newOwnership(cred, da, FileType.LNK, 0o777);
       // The target's bytes exactly, UTF-8 or not.
-      await this.changes.track(d.st.ino, fs.symlink(encodeBytes(linkTarget), target));
-      await this.initOwner(cred, attrs, own, (uid, gid) => fs.lchown(target, uid, gid));
-      await setTimes(attrs, (at, mt) => fs.lutimes(target, at, mt));
+      await this.changes.track(d.st.ino, fs.symlink(encodeBytes(linkTarget), hostPath(target)));
+      await this.initOwner(cred, attrs, own, (uid, gid) => fs.lchown(hostPath(target), uid, gid));
+      await setTimes(attrs, (at, mt) => fs.lutimes(hostPath(target), at, mt));
       return this.created(d, da, name, await this.io.lstat(target));
     });
   }
@@ -455,7 +455,7 @@ export class LocalBackend implements Backend {
       const kind = type === FileType.FIFO ? 'p' : type === FileType.BLK ? 'b' : 'c';
       await this.changes.track(
         d.st.ino,
-        type === FileType.SOCK ? makeSocket(d.path, name, this.procFd) : runMknod(this.mknodHelper, target, kind, rdev ?? { major: 0, minor: 0 }),
+        type === FileType.SOCK ? makeSocket(d.path, name, this.procFd) : makeNode(this.mknodHelper, d.path, name, kind, rdev ?? { major: 0, minor: 0 }),
       );
       const st = await this.finishNew(cred, target, attrs, own);
       return this.created(d, da, name, st);
@@ -477,7 +477,7 @@ export class LocalBackend implements Backend {
       const { d, da, st, target } = await this.prepareVictim(cred, dir, name);
       if (!st.isDirectory()) throw fsError('ENOTDIR');
       try {
-        await this.changes.track(d.st.ino, fs.rmdir(target));
+        await this.changes.track(d.st.ino, fs.rmdir(hostPath(target)));
       } catch (err) {
         throw errCode(err) === 'EEXIST' ? fsError('ENOTEMPTY') : err;
       }
@@ -509,7 +509,7 @@ export class LocalBackend implements Backend {
         if (fd.st.ino !== td.st.ino) need(cred, statToAttrs(src), W); // its `..` changes
       }
       if (!(dst && dst.ino === src.ino)) {
-        await this.changes.track([fd.st.ino, td.st.ino], fs.rename(srcPath, dstPath));
+        await this.changes.track([fd.st.ino, td.st.ino], fs.rename(hostPath(srcPath), hostPath(dstPath)));
         this.index.set(src.ino, td.st.ino, toName);
         if (dst) this.forget(dst);
       }
@@ -524,7 +524,7 @@ export class LocalBackend implements Backend {
       const src = await this.locate(node);
       const { d, da, target } = await this.prepareNew(cred, dir, name, {});
       needLinkSource(cred, statToAttrs(src.st));
-      await this.changes.track(d.st.ino, fs.link(src.path, target));
+      await this.changes.track(d.st.ino, fs.link(hostPath(src.path), hostPath(target)));
       const attrs = statToAttrs(await this.io.lstat(target));
       return { attrs, dirWcc: await this.dirChanged(d, da) };
     });
@@ -564,7 +564,7 @@ export class LocalBackend implements Backend {
   async fsstat(node: Buffer): Promise<FsStat & { attrs: Attrs }> {
     return guard(async () => {
       const attrs = await this.getattr(node);
-      const s = await fs.statfs(this.rootPath, { bigint: true });
+      const s = await fs.statfs(hostPath(this.rootPath), { bigint: true });
       return {
         tbytes: s.blocks * s.bsize,
         fbytes: s.bfree * s.bsize,
@@ -697,28 +697,29 @@ export class LocalBackend implements Backend {
     for (let depth = 0; depth < levels && level.length > 0 && budget > 0; depth++) {
       const next: { path: string; ino: bigint }[] = [];
       for (const dir of level) {
-        let dirents: Dirent[];
+        let dirents: Dirent<Buffer>[];
         try {
-          dirents = await fs.readdir(dir.path, { withFileTypes: true });
+          dirents = await fs.readdir(hostPath(dir.path), { withFileTypes: true, encoding: 'buffer' });
         } catch {
           continue;
         }
         // Looking for a directory, only directories (and entries of unknown type) need an lstat.
-        const todo = isDir ? dirents.filter((x) => x.isDirectory() || !knownType(x)) : dirents;
+        const todo = (isDir ? dirents.filter((x) => x.isDirectory() || !knownType(x)) : dirents).map((x) => decodeBytes(x.name));
         for (let i = 0; i < todo.length && budget > 0; i += 64) {
           const batch = todo.slice(i, i + 64);
           budget -= batch.length;
-          const stats = await Promise.all(batch.map((x) => this.io.tryLstat(path.join(dir.path, x.name))));
+          const stats = await Promise.all(batch.map((name) => this.io.tryLstat(path.join(dir.path, name))));
           for (let k = 0; k < batch.length; k++) {
             const st = stats[k];
             if (!st || st.dev !== this.rootDev) continue;
-            const p = path.join(dir.path, batch[k]!.name);
+            const name = batch[k]!;
+            const p = path.join(dir.path, name);
             if (st.isDirectory()) {
-              this.index.set(st.ino, dir.ino, batch[k]!.name);
+              this.index.set(st.ino, dir.ino, name);
               next.push({ path: p, ino: st.ino });
             }
             if (st.ino === ino) {
-              this.index.set(st.ino, dir.ino, batch[k]!.name);
+              this.index.set(st.ino, dir.ino, name);
               return { path: p, st };
             }
           }
@@ -819,7 +820,7 @@ export class LocalBackend implements Backend {
 
   /** Open a located regular file without following links, and check it is still that inode. */
   private async openVerified(loc: Located, write: boolean): Promise<FileHandle> {
-    const fh = await fs.open(loc.path, (write ? C.O_RDWR : C.O_RDONLY) | C.O_NOFOLLOW);
+    const fh = await fs.open(hostPath(loc.path), (write ? C.O_RDWR : C.O_RDONLY) | C.O_NOFOLLOW);
     const st = await this.fstat(fh.fd).catch(async (err: unknown) => {
       await fh.close();
       throw err;
@@ -853,9 +854,9 @@ export class LocalBackend implements Backend {
    * /proc/self/fd link to an O_PATH descriptor, so a swapped-in symlink
    * cannot redirect chmod/chown/utimes/truncate.
    */
-  private async viaFd<T>(loc: { path: string; st: BigIntStats }, fn: (p: string) => Promise<T>): Promise<T> {
-    if (!this.procFd) return fn(loc.path);
-    const fh = await fs.open(loc.path, O_PATH | C.O_NOFOLLOW);
+  private async viaFd<T>(loc: { path: string; st: BigIntStats }, fn: (p: string | Buffer) => Promise<T>): Promise<T> {
+    if (!this.procFd) return fn(hostPath(loc.path));
+    const fh = await fs.open(hostPath(loc.path), O_PATH | C.O_NOFOLLOW);
     try {
       const st = await fh.stat({ bigint: true });
       if (st.ino !== loc.st.ino || st.dev !== this.rootDev) throw fsError('ESTALE');
@@ -867,9 +868,9 @@ export class LocalBackend implements Backend {
 
   private async apply(loc: Located, a: Attrs, plan: SetattrPlan): Promise<void> {
     if (a.type === FileType.LNK) {
-      if (plan.uid !== undefined || plan.gid !== undefined) await fs.lchown(loc.path, plan.uid ?? -1, plan.gid ?? -1);
+      if (plan.uid !== undefined || plan.gid !== undefined) await fs.lchown(hostPath(loc.path), plan.uid ?? -1, plan.gid ?? -1);
       if (plan.atime !== undefined || plan.mtime !== undefined) {
-        await setTimes(plan, (at, mt) => fs.lutimes(loc.path, at, mt), a);
+        await setTimes(plan, (at, mt) => fs.lutimes(hostPath(loc.path), at, mt), a);
       }
       return;
     }
@@ -995,12 +996,7 @@ export class LocalBackend implements Backend {
     const stamp = `${d.st.mtimeNs}:${d.st.ctimeNs}:${d.st.size}:${gen}`;
     const cached = this.snapshots.get(d.st.ino);
     if (cached?.stamp === stamp) return cached.snap;
-    const raw = await fs.readdir(d.path, { encoding: 'buffer' });
-    const names: string[] = [];
-    for (const b of raw) {
-      const s = b.toString('utf8');
-      if (Buffer.from(s).equals(b)) names.push(s); // names that are not UTF-8 cannot be served (names.ts)
-    }
+    const names = (await fs.readdir(hostPath(d.path), { encoding: 'buffer' })).map(decodeBytes);
     const snap = buildSnapshot(this.cookies, names, cached?.snap);
     this.snapshots.set(d.st.ino, { stamp, snap }, names.length + 1);
     return snap;
@@ -1091,7 +1087,7 @@ function isPlainName(name: string): boolean {
   return name !== '' && name !== '.' && name !== '..' && !name.includes('/') && !name.includes('\0');
 }
 
-function knownType(x: Dirent): boolean {
+function knownType(x: Dirent<Buffer>): boolean {
   return x.isFile() || x.isDirectory() || x.isSymbolicLink() || x.isFIFO() || x.isSocket() || x.isBlockDevice() || x.isCharacterDevice();
 }
 

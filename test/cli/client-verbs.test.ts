@@ -107,6 +107,14 @@ describe('tsnfs client verbs', { timeout: 300_000 }, () => {
     assert.equal(ok(await tsnfs('ls', url('list/a.txt'))).stdout, `${shown('list/a.txt')}\n`);
   });
 
+  test('ls prints a name that is not UTF-8 as its own bytes', async () => {
+    await mkdir(join(dir, 'bytes'));
+    const name = Buffer.from('caf\xe9', 'latin1');
+    await writeFile(Buffer.concat([Buffer.from(join(dir, 'bytes') + '/'), name]), '');
+    assert.deepEqual(ok(await tsnfs('ls', url('bytes'))).stdoutBytes, Buffer.concat([name, Buffer.from('\n')]));
+    await rm(join(dir, 'bytes'), { recursive: true });
+  });
+
   test('ls -l: mode, links, owner, size, date and link targets as the directory has them', async () => {
     const r = ok(await tsnfs('ls', '-l', url('list')));
     const lines = r.stdout.split('\n').filter(Boolean);

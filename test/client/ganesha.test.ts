@@ -23,7 +23,7 @@ describe('client against nfs-ganesha', { skip }, () => {
     g = await startGanesha({ exportDir });
   });
 
-  const target = (): Target => ({ exportDir: g!.exportPath, exportPath: g!.exportPath, nfsPort: g!.nfsPort, mountPort: g!.mountPort, fileidIsIno: true, servesAnyNameBytes: true });
+  const target = (): Target => ({ exportDir: g!.exportPath, exportPath: g!.exportPath, nfsPort: g!.nfsPort, mountPort: g!.mountPort, fileidIsIno: true });
   apiSuite('ganesha', target); // registers an after() that closes its clients: before the server stops
 
   after(async () => {

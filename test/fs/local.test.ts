@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { FileType, LocalBackend, type LocalBackendOptions } from '../../src/fs/index.js';
 import { groupFromDirectory } from '../../src/fs/local.js';
 import { ALICE, BOB, ROOT, backendSuite, code, listAll, mkdir, mkfile, type HarnessOptions } from './suite.js';
+import { decodeBytes } from '../../src/xdr/index.js';
 
 interface Tmp {
   base: string;
@@ -386,12 +387,17 @@ test('local: the index journal is compacted when opened', () =>
     return b2;
   }));
 
-test('local: names that are not UTF-8 are left out of listings', () =>
+test('local: names that are not UTF-8 are listed with their bytes escaped, and reach their file', () =>
   withLocal(async (tmp, b) => {
-    await fs.writeFile(Buffer.concat([Buffer.from(tmp.root + '/bad-'), Buffer.from([0xff, 0xfe])]), 'x');
+    const raw = Buffer.concat([Buffer.from('odd-'), Buffer.from([0xff, 0xfe])]);
+    await fs.writeFile(Buffer.concat([Buffer.from(tmp.root + '/'), raw]), 'odd');
     await fs.writeFile(path.join(tmp.root, 'good'), 'x');
     const names = (await listAll(b, await b.root())).map((e) => e.name);
-    assert.deepEqual(names, ['.', '..', 'good']);
+    assert.deepEqual(names.sort(), ['.', '..', decodeBytes(raw), 'good'].sort());
+    const found = await b.lookup(ROOT, await b.root(), decodeBytes(raw));
+    assert.equal(found.attrs.size, 3n);
+    // A lone surrogate that is no escaped byte names nothing: EINVAL, not a file called U+FFFD.
+    assert.equal(await code(b.lookup(ROOT, await b.root(), 'odd-\ud800')), 'EINVAL');
   }));
 
 test('local: open() grants descriptors after the same checks', () =>

@@ -10,10 +10,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { startServer, type ServeOptions } from '../../src/server/index.js';
+import { startServer, type RunningServer, type ServeOptions } from '../../src/server/index.js';
 import { parseExports } from '../../src/server/exports.js';
 import { RpcClient, RpcProcUnavailError, RpcProgUnavailError } from '../../src/rpc/index.js';
 import { MemoryBackend } from '../../src/fs/index.js';
+import { decodeBytes } from '../../src/xdr/index.js';
 import { freePorts } from '../peers/ports.js';
 import { PMAP_VERS_TABLE } from '../../src/proto/portmap.gen.js';
 import { MOUNT_V3_TABLE, mountstat3 } from '../../src/proto/mount3.gen.js';
@@ -99,6 +100,55 @@ describe('startServer over directories', () => {
         await other.close();
       }
     } finally {
+      await fs.rm(t.base, { recursive: true, force: true });
+    }
+  });
+
+  test('names that are not UTF-8: the bytes on disk are the bytes sent, and what the disk has is served, across a restart', async () => {
+    const t = await tmpTree();
+    const raw = (latin1: string): Buffer => Buffer.from(latin1, 'latin1');
+    const at = (...parts: string[]): Buffer => Buffer.concat([Buffer.from(t.dir), ...parts.flatMap((p) => [Buffer.from('/'), raw(p)])]);
+    const opts: ServeOptions = { nfsPort: 0, portmapPort: 0, stateDir: t.state, dir: t.dir };
+    let server: RunningServer | undefined;
+    let c: RpcClient | undefined;
+    const start = async (): Promise<Nfs> => {
+      server = await startServer(opts);
+      c = nfsClient(server.nfsPort, ME);
+      return new Nfs(c);
+    };
+    const stop = async (): Promise<void> => {
+      c?.close();
+      await server?.close();
+      c = server = undefined;
+    };
+    try {
+      // Made on the server's host: a Latin-1 directory holding a Latin-1 file.
+      await fs.mkdir(at('r\xe9pertoire'), { mode: 0o777 });
+      await fs.chmod(at('r\xe9pertoire'), 0o777);
+      await fs.writeFile(at('r\xe9pertoire', 'fichier-\xe9t\xe9'), 'local bytes');
+      let s = await start();
+      const root = await mount(c!, t.dir);
+      const dir = await s.lookup(root, decodeBytes(raw('r\xe9pertoire')));
+      assert.deepEqual((await s.readdirAll(dir)).map((e) => e.name).sort(), ['.', '..', decodeBytes(raw('fichier-\xe9t\xe9'))]);
+      const file = await s.lookup(dir, decodeBytes(raw('fichier-\xe9t\xe9')));
+      assert.equal((await s.read(file, 0n, 100)).data.toString(), 'local bytes');
+      // Made through NFS: a file, a FIFO and a socket, each under its exact bytes.
+      const made = await s.create(dir, decodeBytes(raw('n\xf6')));
+      await s.write(made, 0n, Buffer.from('nfs bytes'));
+      ok(await s.call('MKNOD', { where: { dir, name: decodeBytes(raw('fifo-\xff')) }, what: { type: 7, pipe_attributes: sattr({ mode: 0o600 }) } }));
+      ok(await s.call('MKNOD', { where: { dir, name: decodeBytes(raw('sock-\xff')) }, what: { type: 6, pipe_attributes: sattr({ mode: 0o600 }) } }));
+      assert.equal(await fs.readFile(at('r\xe9pertoire', 'n\xf6'), 'utf8'), 'nfs bytes');
+      assert.ok((await fs.lstat(at('r\xe9pertoire', 'fifo-\xff'))).isFIFO());
+      assert.ok((await fs.lstat(at('r\xe9pertoire', 'sock-\xff'))).isSocket());
+      const onDisk = (await fs.readdir(at('r\xe9pertoire'), { encoding: 'buffer' })).map((b) => b.toString('latin1')).sort();
+      assert.deepEqual(onDisk, ['fichier-\xe9t\xe9', 'fifo-\xff', 'n\xf6', 'sock-\xff'], 'no temporary names left, no other names made');
+      await stop();
+      // After a restart the old handles still reach them (no MNT, no LOOKUP).
+      s = await start();
+      assert.equal((await s.read(file, 0n, 100)).data.toString(), 'local bytes');
+      assert.equal((await s.read(made, 0n, 100)).data.toString(), 'nfs bytes');
+    } finally {
+      await stop();
       await fs.rm(t.base, { recursive: true, force: true });
     }
   });

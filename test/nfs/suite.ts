@@ -318,18 +318,32 @@ export function nfsSuite(label: string, make: MakeFixture, so: SuiteOptions): vo
       expectStatus(await a.call('SYMLINK', { where: { dir: root, name: 'a\0' }, symlink: { symlink_attributes: sattr(), symlink_data: 'x' } }), ['NFS3ERR_INVAL', 'NFS3ERR_ACCES']);
     });
 
-    test('names that are not UTF-8 are refused, never altered; symlink targets keep their bytes', async () => {
+    test('names are bytes: names that are not UTF-8 are made, listed, renamed, linked and removed as sent', async () => {
+      const bytes = (latin1: string): string => decodeBytes(Buffer.from(latin1, 'latin1'));
       const d = await a.mkdir(root, fresh('bytes'));
-      // Latin-1 "café" and "cafè" as a client sends them (the XDR layer keeps each byte as it came).
-      for (const name of [decodeBytes(Buffer.from('caf\xe9', 'latin1')), decodeBytes(Buffer.from('caf\xe8', 'latin1'))]) {
-        expectStatus(await a.call('CREATE', { where: { dir: d, name }, how: { mode: 0, obj_attributes: sattr() } }), 'NFS3ERR_INVAL');
-        expectStatus(await a.call('MKDIR', { where: { dir: d, name }, attributes: sattr() }), 'NFS3ERR_INVAL');
-        expectStatus(await a.call('LOOKUP', { what: { dir: d, name } }), 'NFS3ERR_INVAL');
-      }
-      // Nothing was made under another name (two such names would have been one file).
-      assert.deepEqual((await a.readdirAll(d, 4096)).map((e) => e.name).sort(), ['.', '..']);
-      // A symlink's target is bytes: kept exactly, UTF-8 or not.
-      const target = decodeBytes(Buffer.from('../caf\xe9/\xff', 'latin1'));
+      // Latin-1 "café" and "cafè": two names, two files.
+      const e9 = await a.create(d, bytes('caf\xe9'));
+      const e8 = await a.create(d, bytes('caf\xe8'));
+      assert.notEqual((await a.getattr(e9)).fileid, (await a.getattr(e8)).fileid);
+      await a.write(e9, 0n, Buffer.from('nine'));
+      assert.equal((await a.read(await a.lookup(d, bytes('caf\xe9')), 0n, 100)).data.toString(), 'nine');
+      // A directory with such a name, and a file in it (handles resolve through both).
+      const sub = await a.mkdir(d, bytes('dir\xff'));
+      const inner = await a.create(sub, bytes('\xfe'));
+      await a.write(inner, 0n, Buffer.from('inner'));
+      assert.deepEqual((await a.readdirAll(d)).map((e) => e.name).sort(), ['.', '..', bytes('caf\xe8'), bytes('caf\xe9'), bytes('dir\xff')].sort());
+      ok(await a.call('RENAME', { from: { dir: d, name: bytes('caf\xe9') }, to: { dir: sub, name: bytes('ren\xe9') } }));
+      expectStatus(await a.call('LOOKUP', { what: { dir: d, name: bytes('caf\xe9') } }), 'NFS3ERR_NOENT');
+      assert.equal((await a.read(await a.lookup(sub, bytes('ren\xe9')), 0n, 100)).data.toString(), 'nine');
+      ok(await a.call('LINK', { file: e8, link: { dir: sub, name: bytes('lnk\xe8') } }));
+      assert.equal((await a.getattr(await a.lookup(sub, bytes('lnk\xe8')))).fileid, (await a.getattr(e8)).fileid);
+      assert.equal((await a.read(inner, 0n, 100)).data.toString(), 'inner');
+      for (const name of [bytes('\xfe'), bytes('ren\xe9'), bytes('lnk\xe8')]) ok(await a.call('REMOVE', { object: { dir: sub, name } }));
+      ok(await a.call('RMDIR', { object: { dir: d, name: bytes('dir\xff') } }));
+      ok(await a.call('REMOVE', { object: { dir: d, name: bytes('caf\xe8') } }));
+      assert.deepEqual((await a.readdirAll(d)).map((e) => e.name).sort(), ['.', '..']);
+      // A symlink's target is bytes too.
+      const target = bytes('../caf\xe9/\xff');
       const sl = ok(await a.call('SYMLINK', { where: { dir: d, name: 'link' }, symlink: { symlink_attributes: sattr(), symlink_data: target } }));
       assert.equal(sl.obj_attributes!.size, 9n, 'the 9 bytes sent, not replacement characters');
       assert.equal(ok(await a.call('READLINK', { symlink: sl.obj! })).data, target);
