@@ -240,6 +240,20 @@ do_symlink() {
 	eq "contents through sym" "$(sum "$W/sym")" "$(sum /tmp/small)"
 }
 
+do_byte_names() {
+	# Names are bytes: Latin-1 names made, listed, renamed and read as they are.
+	mkdir "$W/bytes" || return 1
+	n1=$(printf 'caf\351')
+	n2=$(printf 'ren\350-\377')
+	echo "latin-1" >"$W/bytes/$n1" || return 1
+	# (busybox ls shows such bytes as '?': list with a glob, compare the bytes)
+	listed=$(for f in "$W/bytes"/*; do printf '%s\n' "${f##*/}"; done | od -An -tx1 | tr -s ' ')
+	eq "the Latin-1 name listed" "$listed" "$(printf '%s\n' "$n1" | od -An -tx1 | tr -s ' ')" || return 1
+	mv "$W/bytes/$n1" "$W/bytes/$n2" || return 1
+	[ ! -e "$W/bytes/$n1" ] || { echo "old name still there"; return 1; }
+	eq "contents after rename" "$(cat "$W/bytes/$n2")" "latin-1"
+}
+
 do_chmod() {
 	chmod 0640 "$W/small.txt" || return 1
 	chmod 0751 "$W/other" || return 1
@@ -385,6 +399,7 @@ step rename-file do_rename_file
 step rename-dir do_rename_dir
 step hardlink do_hardlink
 step symlink do_symlink
+step byte-names do_byte_names
 step chmod do_chmod
 step utimes do_utimes
 step truncate do_truncate

@@ -118,7 +118,7 @@ test('the Linux kernel NFSv3 client against tsnfs serve', { skip, timeout: TIMEO
     const consoleTail = result.console.split(/\r?\n/).slice(-40).join('\n');
     assert.ok(result.passed, `${report(result)}\n--- console (last 40 lines) ---\n${consoleTail}\n--- server log ---\n${logs}`);
     // The steps that matter ran and passed: a guest that stopped early cannot pass.
-    for (const name of ['mount', 'write', 'readback', 'rename-dir', 'symlink', 'truncate', 'manyfiles', 'persisted', 'rm-r', 'umount']) {
+    for (const name of ['mount', 'write', 'readback', 'rename-dir', 'symlink', 'byte-names', 'truncate', 'manyfiles', 'persisted', 'rm-r', 'umount']) {
       assert.ok(result.steps.some((s) => s.name === name && s.ok), `step ${name} missing:\n${report(result)}`);
     }
 
