@@ -328,10 +328,9 @@ export class NfsClient implements FileHost, WritebackHost {
 
   // ---- attribute and lookup caches ----
 
-  /** @internal Attributes fresh from the server. */
-  noteAttrs(fh: nfs_fh3, a: post_op_attr): void {
+  /** @internal Attributes fresh from the server (`k`: the handle's key, when the caller has it). */
+  noteAttrs(fh: nfs_fh3, a: post_op_attr, k = keyOf(fh)): void {
     if (!a) return;
-    const k = keyOf(fh);
     this.attrs.update(k, a);
     this.inodes.get(k)?.noteAttrs(a);
   }
@@ -360,9 +359,11 @@ export class NfsClient implements FileHost, WritebackHost {
     else this.attrs.expire(k);
   }
 
-  /** Attributes from the cache, or GETATTR when they are too old (or `force`). */
-  private getattr(fh: nfs_fh3, force = false): Promise<fattr3> {
-    const k = keyOf(fh);
+  /**
+   * Attributes from the cache, or GETATTR when they are too old (or
+   * `force`). `k`: the handle's key (an inode's, whose hash V8 has kept).
+   */
+  private getattr(fh: nfs_fh3, force = false, k = keyOf(fh)): Promise<fattr3> {
     if (!force) {
       const a = this.attrs.get(k);
       if (a) return Promise.resolve(a);
@@ -533,7 +534,7 @@ export class NfsClient implements FileHost, WritebackHost {
 
   /** @internal */
   async statInode(inode: Inode): Promise<NfsStats> {
-    const a = await this.getattr(inode.fh);
+    const a = await this.getattr(inode.fh, false, inode.key);
     return new NfsStats(a, this.wsize, BigInt(inode.wb?.cachedEnd ?? 0));
   }
 
@@ -572,7 +573,7 @@ export class NfsClient implements FileHost, WritebackHost {
       let res = await t.read(inode.fh, offset, size);
       this.io.reads++;
       this.io.bytesRead += res.data.length;
-      this.noteAttrs(inode.fh, res.attrs);
+      this.noteAttrs(inode.fh, res.attrs, inode.key);
       if (res.data.length >= size || res.eof) {
         const whole: ChunkData = { data: res.data, eof: res.eof };
         if (res.release) whole.release = res.release;
@@ -586,7 +587,7 @@ export class NfsClient implements FileHost, WritebackHost {
         res = await t.read(inode.fh, offset + got, size - got);
         this.io.reads++;
         this.io.bytesRead += res.data.length;
-        this.noteAttrs(inode.fh, res.attrs);
+        this.noteAttrs(inode.fh, res.attrs, inode.key);
         if (res.data.length === 0) break;
         parts.push(res.data);
         releases.push(res.release);
@@ -643,7 +644,7 @@ export class NfsClient implements FileHost, WritebackHost {
       const res = await t.read(inode.fh, pos + done, Math.min(len - done, this.rsize));
       this.io.reads++;
       this.io.bytesRead += res.data.length;
-      this.noteAttrs(inode.fh, res.attrs);
+      this.noteAttrs(inode.fh, res.attrs, inode.key);
       res.data.copy(buf, off + done);
       res.release?.();
       done += res.data.length;
@@ -720,7 +721,7 @@ export class NfsClient implements FileHost, WritebackHost {
       });
       if (!fellBack) return n;
     }
-    const attrs = await this.getattr(inode.fh); // may find a change and drop the read cache
+    const attrs = await this.getattr(inode.fh, false, inode.key); // may find a change and drop the read cache
     if (attrs.type === NF3DIR) throw new NfsStatusError(nfsstat3.NFS3ERR_ISDIR, 'READ');
     const sequential = this.readAhead(inode, ra, pos, len, Number(attrs.size));
     if (!sequential && !this.anyChunkCached(inode, pos, len)) {
@@ -765,7 +766,7 @@ export class NfsClient implements FileHost, WritebackHost {
    * been called (and nobody else reads from it).
    */
   async readView(inode: Inode, ra: ReadAheadState, pos: number, max: number, borrow = false): Promise<{ data: Buffer; release: () => void }> {
-    const attrs = await this.getattr(inode.fh);
+    const attrs = await this.getattr(inode.fh, false, inode.key);
     if (attrs.type === NF3DIR) throw new NfsStatusError(nfsstat3.NFS3ERR_ISDIR, 'READ');
     const idx = Math.floor(pos / this.rsize);
     const within = pos - idx * this.rsize;
