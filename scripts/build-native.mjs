@@ -26,7 +26,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const srcDir = path.join(root, 'src', 'native');
 const addonPath = path.join(srcDir, 'build', 'Release', 'tsnfs_native.node');
 const verbose = process.argv.includes('--verbose') || process.env.TSNFS_NATIVE_BUILD_VERBOSE === '1';
-const EXPECTED_ABI = 2; // TSNFS_NATIVE_ABI in src/native/common.h
+const EXPECTED_ABI = 1; // TSNFS_NATIVE_ABI in src/native/common.h
 
 function fallback(reason) {
   console.log(`tsnfs: native addon not built (${reason}); LOCALIO fd passing unavailable, using fallbacks`);

@@ -55,13 +55,7 @@ export function splitDev(dev: bigint): { major: number; minor: number } {
   return { major: Number(major & 0xffffffffn), minor: Number(minor & 0xffffffffn) };
 }
 
-/** What the backends read of a stat: fs.BigIntStats, or the same fields from the native worker. */
-export type FileStats = Pick<
-  BigIntStats,
-  'dev' | 'ino' | 'mode' | 'nlink' | 'uid' | 'gid' | 'rdev' | 'size' | 'blocks' | 'atimeNs' | 'mtimeNs' | 'ctimeNs' | 'birthtimeNs' | 'isFile' | 'isDirectory' | 'isSymbolicLink'
->;
-
-export function statToAttrs(st: FileStats): Attrs {
+export function statToAttrs(st: BigIntStats): Attrs {
   const mode = Number(st.mode);
   return {
     type: typeOfMode(mode),

@@ -16,7 +16,7 @@
 // on lookup; listed by readdir without handle or attributes).
 
 import fs from 'node:fs/promises';
-import { constants as C, fdatasync as fsFdatasync, fstat as fsFstat, fstatSync, fsync as fsFsync, ftruncate as fsFtruncate, futimes as fsFutimes, write as fsWrite, type Dirent } from 'node:fs';
+import { constants as C, fdatasync as fsFdatasync, fstat as fsFstat, fstatSync, fsync as fsFsync, ftruncate as fsFtruncate, futimes as fsFutimes, write as fsWrite, type BigIntStats, type Dirent } from 'node:fs';
 import { promisify } from 'node:util';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -36,8 +36,7 @@ import {
   type Time,
   type Wcc,
 } from './backend.js';
-import { S_ISGID, S_ISVTX, sameTime, statToAttrs, wccBefore, type FileStats } from './attrs.js';
-import { MetaWorker, sysError, type MetaResult } from '../native/index.js';
+import { S_ISGID, sameTime, statToAttrs, wccBefore } from './attrs.js';
 import { DirChanges } from './dir-changes.js';
 import { DirCookies, buildSnapshot, readPage, type EntryInfo, type Snapshot } from './cookies.js';
 import { errCode, fsError, toFsError } from './errors.js';
@@ -62,7 +61,6 @@ import {
   needRead,
   needSticky,
   needWrite,
-  isRoot,
   newOwnership,
   planSetattr,
   type SetattrPlan,
@@ -91,16 +89,7 @@ export interface LocalBackendOptions {
   inlineCalls?: boolean;
   /** `index` keeps identity stamps in the index even where birth times exist. */
   stampSource?: 'auto' | 'index';
-  /**
-   * CREATE's and REMOVE's system calls, and closes, as jobs of a native
-   * thread (MetaWorker) where the addon is there; only on local disk file
-   * systems with birth times. Default true.
-   */
-  nativeCalls?: boolean;
 }
-
-/** A job found its directory changed since it was located: locate it again. */
-const RETRY = Symbol('retry');
 
 const ID_FORMAT = 1;
 const ID_LEN = 20;
@@ -127,12 +116,12 @@ interface Located {
   node: Buffer;
   id: NodeId;
   path: string;
-  st: FileStats;
+  st: BigIntStats;
 }
 
 interface Found {
   path: string;
-  st: FileStats;
+  st: BigIntStats;
 }
 
 interface CachedSnapshot {
@@ -195,15 +184,11 @@ export class LocalBackend implements Backend {
   /** Directories with name changes in flight (see dir-changes.ts). */
   private readonly changes = new DirChanges();
   private searchLock: Promise<unknown> = Promise.resolve();
-  /** Creates, removes and closes on a native thread (see nativeCalls). */
-  private meta: MetaWorker | undefined;
-  /** Directories as last located, by node key, for the MetaWorker's jobs (see dirHint). */
-  private readonly dirHints = new Lru<string, Located>(1024);
 
   constructor(private readonly opts: LocalBackendOptions) {
     const max = opts.maxFileSize ?? SAFE_MAX;
     this.maxFileSize = max < SAFE_MAX ? max : SAFE_MAX;
-    this.fds = new FdCache(opts.maxOpenFiles ?? 256, (fd) => (this.meta ? this.meta.close(fd) : this.io.close(fd)));
+    this.fds = new FdCache(opts.maxOpenFiles ?? 256, (fd) => this.io.close(fd));
   }
 
   async init(): Promise<void> {
@@ -231,8 +216,6 @@ export class LocalBackend implements Backend {
     this.syncFstat = MEMORY_FSTAT_FS.has(sfs.type);
     this.io = new InlineFs(this.syncFstat && this.opts.inlineCalls !== false);
     this.groupFromDir = await groupFromDirectory(st.dev);
-    // Jobs check their directory by identity, birth time included.
-    if (this.opts.nativeCalls !== false && this.syncFstat && !this.tagMode) this.meta = MetaWorker.start();
   }
 
   async root(): Promise<Buffer> {
@@ -357,117 +340,76 @@ export class LocalBackend implements Backend {
       checkNewName(name);
       if (how.mode === 'exclusive' && how.verifier.length !== 8) throw fsError('EINVAL', 'verifier must be 8 bytes');
       if (how.mode !== 'exclusive') checkSetAttrs(how.attrs, this.maxFileSize);
-      // With the worker: from the directory as last located (its job checks
-      // it is still that), else located now; a job that found it changed is
-      // tried once more after locating it, then the plain calls are made.
-      const hint = this.dirHint(dir);
-      if (hint) {
-        const r = await this.createIn(cred, hint, name, how, true);
-        if (r !== RETRY) return r;
-      }
       const d = await this.locate(dir);
-      const r = await this.createIn(cred, d, name, how, this.meta !== undefined);
-      return r !== RETRY ? r : ((await this.createIn(cred, await this.locate(dir), name, how, false)) as Exclude<typeof r, typeof RETRY>);
-    });
-  }
-
-  /** CREATE in a located directory; `native`: through the worker (RETRY when its job found the directory changed). */
-  private async createIn(
-    cred: Cred,
-    d: Located,
-    name: string,
-    how: CreateHow,
-    native: boolean,
-  ): Promise<{ node: Buffer; attrs: Attrs; dirWcc: Wcc } | typeof RETRY> {
-    const da = statToAttrs(d.st);
-    needLookup(cred, da);
-    const target = path.join(d.path, name);
-    // An existing name is answered as such (createExisting) before the
-    // directory's write permission is looked at. Where that permission is
-    // there, O_EXCL finds out whether the name exists: no lstat first.
-    try {
-      needModifyDir(cred, da);
-    } catch (denied) {
-      // A directory's attributes from a hint may be old: located again, the plain way.
-      if (native) return RETRY;
-      const existing = await this.io.tryLstat(target);
-      if (existing) return this.createExisting(cred, d, da, name, existing, how);
-      throw denied;
-    }
-    const attrs = how.mode === 'exclusive' ? {} : how.attrs;
-    const own = newOwnership(cred, da, FileType.REG, attrs.mode ?? (how.mode === 'exclusive' ? 0o600 : 0o644));
-    const owner = this.ownerOf(cred, attrs, own);
-    // A file that the kernel makes with the owner asked for can be made
-    // with its mode too (less the umask's bits, put back below); one still
-    // to be given away starts as 0600, so nobody else can open it first.
-    const bornOwned = owner === undefined || (this.groupFromDir !== undefined && owner.uid === this.euidNum && owner.gid === (this.groupFromDir || (da.mode & S_ISGID) !== 0 ? da.gid : this.egidNum));
-    const initialMode = bornOwned && (own.mode & ~0o777) === 0 ? own.mode : 0o600;
-    const flags = C.O_CREAT | C.O_EXCL | C.O_RDWR | C.O_NOFOLLOW;
-    let fd: number;
-    let st: FileStats;
-    let dirWcc: Wcc | undefined;
-    if (native && this.meta) {
-      const r = await this.changes.track(d.st.ino, this.meta.create(d.path, target, flags, initialMode, d.st));
-      if (!r.ok) {
-        if (r.stage === 'dir') return RETRY;
-        if (r.code !== 'EEXIST') throw sysError(r.errno, 'open', target);
-        return this.createExisting(cred, d, da, name, await this.io.lstat(target), how);
-      }
-      fd = r.fd;
-      st = r.object;
-      dirWcc = this.dirChangedBy(d, r);
-    } else {
+      const da = statToAttrs(d.st);
+      needLookup(cred, da);
+      const target = path.join(d.path, name);
+      // An existing name is answered as such (createExisting) before the
+      // directory's write permission is looked at. Where that permission is
+      // there, O_EXCL finds out whether the name exists: no lstat first.
       try {
-        fd = await this.changes.track(d.st.ino, this.io.open(target, flags, initialMode));
+        needModifyDir(cred, da);
+      } catch (denied) {
+        const existing = await this.io.tryLstat(target);
+        if (existing) return this.createExisting(cred, d, da, name, existing, how);
+        throw denied;
+      }
+      const attrs = how.mode === 'exclusive' ? {} : how.attrs;
+      const own = newOwnership(cred, da, FileType.REG, attrs.mode ?? (how.mode === 'exclusive' ? 0o600 : 0o644));
+      const owner = this.ownerOf(cred, attrs, own);
+      // A file that the kernel makes with the owner asked for can be made
+      // with its mode too (less the umask's bits, put back below); one still
+      // to be given away starts as 0600, so nobody else can open it first.
+      const bornOwned = owner === undefined || (this.groupFromDir !== undefined && owner.uid === this.euidNum && owner.gid === (this.groupFromDir || (da.mode & S_ISGID) !== 0 ? da.gid : this.egidNum));
+      const initialMode = bornOwned && (own.mode & ~0o777) === 0 ? own.mode : 0o600;
+      let fd: number;
+      try {
+        fd = await this.changes.track(d.st.ino, this.io.open(target, C.O_CREAT | C.O_EXCL | C.O_RDWR | C.O_NOFOLLOW, initialMode));
       } catch (err) {
         if (errCode(err) !== 'EEXIST') throw err;
         return this.createExisting(cred, d, da, name, await this.io.lstat(target), how);
       }
+      let st: BigIntStats;
+      let kept = false;
       try {
         st = await this.fstat(fd);
-      } catch (err) {
-        await this.io.close(fd);
-        throw err;
-      }
-    }
-    let kept = false;
-    try {
-      let changed = false;
-      if (owner && (BigInt(owner.uid) !== st.uid || BigInt(owner.gid) !== st.gid)) {
-        await this.io.fchown(fd, owner.uid, owner.gid);
-        changed = true;
-      }
-      // chown clears set-id bits, so the mode comes after it.
-      if (changed || Number(st.mode & 0o7777n) !== own.mode) {
-        await this.io.fchmod(fd, own.mode);
-        changed = true;
-      }
-      if (how.mode === 'exclusive') {
-        await futimesP(fd, how.verifier.readUInt32BE(4), how.verifier.readUInt32BE(0));
-        changed = true;
-      } else {
-        if (attrs.size !== undefined && attrs.size > 0n) {
-          await ftruncateP(fd, Number(attrs.size));
+        let changed = false;
+        if (owner && (BigInt(owner.uid) !== st.uid || BigInt(owner.gid) !== st.gid)) {
+          await this.io.fchown(fd, owner.uid, owner.gid);
           changed = true;
         }
-        if (attrs.atime !== undefined || attrs.mtime !== undefined) {
-          await setTimes(attrs, (at, mt) => futimesP(fd, at, mt));
+        // chown clears set-id bits, so the mode comes after it.
+        if (changed || Number(st.mode & 0o7777n) !== own.mode) {
+          await this.io.fchmod(fd, own.mode);
           changed = true;
         }
+        if (how.mode === 'exclusive') {
+          await futimesP(fd, how.verifier.readUInt32BE(4), how.verifier.readUInt32BE(0));
+          changed = true;
+        } else {
+          if (attrs.size !== undefined && attrs.size > 0n) {
+            await ftruncateP(fd, Number(attrs.size));
+            changed = true;
+          }
+          if (attrs.atime !== undefined || attrs.mtime !== undefined) {
+            await setTimes(attrs, (at, mt) => futimesP(fd, at, mt));
+            changed = true;
+          }
+        }
+        if (changed) st = await this.fstat(fd);
+        const node = this.observe(d.st.ino, name, st);
+        // The descriptor joins the cache (what READ, WRITE and GETATTR of a
+        // new file want next) when the cache would have been able to open it
+        // read-write itself.
+        if (this.procIsRoot || (st.uid === this.euid && (st.mode & 0o200n) !== 0n)) {
+          this.fds.adopt(st.ino, node.toString('hex'), fd);
+          kept = true;
+        }
+        return { node, attrs: statToAttrs(st), dirWcc: await this.dirChanged(d, da) };
+      } finally {
+        if (!kept) await this.io.close(fd);
       }
-      if (changed) st = await this.fstat(fd);
-      const node = this.observe(d.st.ino, name, st);
-      // The descriptor joins the cache (what READ, WRITE and GETATTR of a
-      // new file want next) when the cache would have been able to open it
-      // read-write itself.
-      if (this.procIsRoot || (st.uid === this.euid && (st.mode & 0o200n) !== 0n)) {
-        this.fds.adopt(st.ino, node.toString('hex'), fd);
-        kept = true;
-      }
-      return { node, attrs: statToAttrs(st), dirWcc: dirWcc ?? (await this.dirChanged(d, da)) };
-    } finally {
-      if (!kept) await this.io.close(fd);
-    }
+    });
   }
 
   async mkdir(cred: Cred, dir: Buffer, name: string, attrs: SetAttrs): Promise<{ node: Buffer; attrs: Attrs; dirWcc: Wcc }> {
@@ -522,47 +464,12 @@ export class LocalBackend implements Backend {
 
   async remove(cred: Cred, dir: Buffer, name: string): Promise<{ dirWcc: Wcc }> {
     return guard(async () => {
-      if (this.meta) {
-        checkVictimName(name);
-        // As create: from the hint, else located; RETRY twice means the plain calls.
-        const hint = this.dirHint(dir);
-        const r = hint ? await this.removeNative(cred, hint, name) : RETRY;
-        if (r !== RETRY) return r;
-        const again = await this.removeNative(cred, await this.locate(dir), name);
-        if (again !== RETRY) return again;
-      }
       const { d, da, st, target } = await this.prepareVictim(cred, dir, name);
       if (st.isDirectory()) throw fsError('EISDIR');
       await this.changes.track(d.st.ino, this.io.unlink(target, !this.changes.busy(d.st.ino)));
       this.forget(st);
       return { dirWcc: await this.dirChanged(d, da) };
     });
-  }
-
-  /**
-   * REMOVE as one job of the worker: the directory checked, the name's
-   * lstat, the unlink, the directory's lstat. RETRY when the job found the
-   * directory changed, and where the plain calls give a different answer
-   * (no permission: they say ENOENT first when the name is missing; a
-   * sticky directory: the name's owner is needed before the unlink).
-   */
-  private async removeNative(cred: Cred, d: Located, name: string): Promise<{ dirWcc: Wcc } | typeof RETRY> {
-    const da = statToAttrs(d.st);
-    if (!this.meta || da.type !== FileType.DIR || ((da.mode & S_ISVTX) !== 0 && !isRoot(cred))) return RETRY;
-    try {
-      needModifyDir(cred, da);
-    } catch {
-      return RETRY;
-    }
-    const target = path.join(d.path, name);
-    const r = await this.changes.track(d.st.ino, this.meta.remove(d.path, target, d.st));
-    if (!r.ok) {
-      if (r.stage === 'dir') return RETRY;
-      if (r.stage === 'name' && r.code === 'EXDEV') throw fsError('EACCES', 'another file system');
-      throw sysError(r.errno, r.stage === 'name' ? 'lstat' : 'unlink', target);
-    }
-    this.forget(r.object);
-    return { dirWcc: this.dirChangedBy(d, r) };
   }
 
   async rmdir(cred: Cred, dir: Buffer, name: string): Promise<{ dirWcc: Wcc }> {
@@ -716,8 +623,6 @@ export class LocalBackend implements Backend {
 
   async close(): Promise<void> {
     await this.fds.closeAll();
-    await this.meta?.stop();
-    this.meta = undefined;
     await this.index?.close();
   }
 
@@ -733,28 +638,7 @@ export class LocalBackend implements Backend {
       this.dead.set(id.key, Date.now() + DEAD_MS);
       throw fsError('ESTALE');
     }
-    const loc = { node, id, path: found.path, st: found.st };
-    if (id.dir && this.meta) this.dirHints.set(id.key, loc);
-    return loc;
-  }
-
-  /**
-   * The directory as last located, for a job of the worker: the job makes
-   * the lstat that locate() would, and changes nothing unless the path still
-   * reaches that directory with the same mode and owner (the permission
-   * checks were made against those). Undefined: locate it.
-   */
-  private dirHint(node: Buffer): Located | undefined {
-    if (!this.meta || node.length !== ID_LEN) return undefined;
-    const key = node.toString('hex');
-    const hint = this.dirHints.peek(key);
-    if (!hint) return undefined;
-    const deadUntil = this.dead.peek(key);
-    if ((deadUntil !== undefined && deadUntil > Date.now()) || !this.matches(hint.id, hint.st)) {
-      this.dirHints.delete(key);
-      return undefined;
-    }
-    return hint;
+    return { node, id, path: found.path, st: found.st };
   }
 
   /** The index's path for an inode, if lstat confirms it. */
@@ -845,7 +729,7 @@ export class LocalBackend implements Backend {
     return undefined;
   }
 
-  private matches(id: NodeId, st: FileStats): boolean {
+  private matches(id: NodeId, st: BigIntStats): boolean {
     if (st.dev !== this.rootDev || st.ino !== id.ino || st.isDirectory() !== id.dir) return false;
     if (id.ino === this.rootIno) return id.stamp === this.rootStamp && id.inc === 0;
     const e = this.index.get(id.ino);
@@ -854,7 +738,7 @@ export class LocalBackend implements Backend {
   }
 
   /** Record an object seen at `parent/name` and give its node id. */
-  private observe(parent: bigint, name: string, st: FileStats): Buffer {
+  private observe(parent: bigint, name: string, st: BigIntStats): Buffer {
     if (st.ino === this.rootIno) return this.rootId;
     let e = this.index.get(st.ino);
     if (!e) {
@@ -871,21 +755,19 @@ export class LocalBackend implements Backend {
     return this.tagMode ? { tag: crypto.randomBytes(8).readBigUInt64BE() } : {};
   }
 
-  private idOf(st: FileStats, e: IndexEntry | undefined): Buffer {
+  private idOf(st: BigIntStats, e: IndexEntry | undefined): Buffer {
     const stamp = this.tagMode ? (e?.tag ?? 0n) : st.birthtimeNs;
     return encodeId(st.ino, stamp, e?.inc ?? 0, st.isDirectory(), this.tagMode);
   }
 
   /** An object is gone (last link removed): stale ids, no cached descriptor. */
-  private forget(st: FileStats): void {
+  private forget(st: BigIntStats): void {
     // Only directories have listings to tell apart (a file's inode reused
     // as a directory finds its snapshot dropped below).
     if (st.isDirectory()) this.dirGen.set(st.ino, (this.dirGen.peek(st.ino) ?? 0) + 1);
     if (!st.isDirectory() && st.nlink > 1n) return;
     const e = this.index.get(st.ino);
-    const key = this.idOf(st, e).toString('hex');
-    this.dead.set(key, Date.now() + DEAD_MS);
-    this.dirHints.delete(key);
+    this.dead.set(this.idOf(st, e).toString('hex'), Date.now() + DEAD_MS);
     this.index.drop(st.ino);
     this.fds.invalidate(st.ino);
     this.snapshots.delete(st.ino);
@@ -905,7 +787,7 @@ export class LocalBackend implements Backend {
     this.tombs.set(st.ino, { stamp: st.birthtimeNs, inc: e?.inc ?? 0, at: now });
   }
 
-  private async parentOf(d: Located): Promise<{ node: Buffer; st: FileStats }> {
+  private async parentOf(d: Located): Promise<{ node: Buffer; st: BigIntStats }> {
     if (d.st.ino === this.rootIno) return { node: this.rootId, st: d.st };
     const pp = path.dirname(d.path);
     const st = await this.io.lstat(pp);
@@ -918,7 +800,7 @@ export class LocalBackend implements Backend {
 
   // ---- helpers for the procedures ----
 
-  private async withFile<T>(node: Buffer, writable: boolean, fn: (f: OpenFile, st: FileStats) => Promise<T>): Promise<T> {
+  private async withFile<T>(node: Buffer, writable: boolean, fn: (f: OpenFile, st: BigIntStats) => Promise<T>): Promise<T> {
     const id = parseId(node, this.tagMode);
     const f = await this.fds.acquire(id.ino, id.key, writable, async (w) => {
       const loc = await this.locate(node);
@@ -939,7 +821,7 @@ export class LocalBackend implements Backend {
   }
 
   /** fstat of an open descriptor (see MEMORY_FSTAT_FS). */
-  private async fstat(fd: number): Promise<FileStats> {
+  private async fstat(fd: number): Promise<BigIntStats> {
     if (this.syncFstat) return fstatSync(fd, { bigint: true });
     return new Promise((resolve, reject) => fsFstat(fd, { bigint: true }, (err, st) => (err ? reject(err) : resolve(st))));
   }
@@ -961,7 +843,7 @@ export class LocalBackend implements Backend {
   /** openVerified, as a plain descriptor (for the fd cache). */
   private async openVerifiedFd(loc: Located, write: boolean): Promise<number> {
     const fd = await this.io.open(loc.path, (write ? C.O_RDWR : C.O_RDONLY) | C.O_NOFOLLOW);
-    let st: FileStats;
+    let st: BigIntStats;
     try {
       st = await this.fstat(fd);
     } catch (err) {
@@ -980,7 +862,7 @@ export class LocalBackend implements Backend {
    * /proc/self/fd link to an O_PATH descriptor, so a swapped-in symlink
    * cannot redirect chmod/chown/utimes/truncate.
    */
-  private async viaFd<T>(loc: { path: string; st: FileStats }, fn: (p: string) => Promise<T>): Promise<T> {
+  private async viaFd<T>(loc: { path: string; st: BigIntStats }, fn: (p: string) => Promise<T>): Promise<T> {
     if (!this.procFd) return fn(loc.path);
     const fh = await fs.open(loc.path, O_PATH | C.O_NOFOLLOW);
     try {
@@ -1030,7 +912,7 @@ export class LocalBackend implements Backend {
   }
 
   /** The checks shared by REMOVE, RMDIR and RENAME's source. */
-  private async prepareVictim(cred: Cred, dir: Buffer, name: string): Promise<{ d: Located; da: Attrs; st: FileStats; target: string }> {
+  private async prepareVictim(cred: Cred, dir: Buffer, name: string): Promise<{ d: Located; da: Attrs; st: BigIntStats; target: string }> {
     checkVictimName(name);
     const d = await this.locate(dir);
     const da = statToAttrs(d.st);
@@ -1067,7 +949,7 @@ export class LocalBackend implements Backend {
     target: string,
     attrs: SetAttrs,
     own: { uid: number; gid: number; mode: number },
-  ): Promise<FileStats> {
+  ): Promise<BigIntStats> {
     const st0 = await this.io.lstat(target);
     return this.viaFd({ path: target, st: st0 }, async (p) => {
       await this.initOwner(cred, attrs, own, (uid, gid) => fs.chown(p, uid, gid));
@@ -1077,7 +959,7 @@ export class LocalBackend implements Backend {
     });
   }
 
-  private async created(d: Located, da: Attrs, name: string, st: FileStats): Promise<{ node: Buffer; attrs: Attrs; dirWcc: Wcc }> {
+  private async created(d: Located, da: Attrs, name: string, st: BigIntStats): Promise<{ node: Buffer; attrs: Attrs; dirWcc: Wcc }> {
     const node = this.observe(d.st.ino, name, st);
     return { node, attrs: statToAttrs(st), dirWcc: await this.dirChanged(d, da) };
   }
@@ -1087,7 +969,7 @@ export class LocalBackend implements Backend {
     d: Located,
     da: Attrs,
     name: string,
-    st: FileStats,
+    st: BigIntStats,
     how: CreateHow,
   ): Promise<{ node: Buffer; attrs: Attrs; dirWcc: Wcc }> {
     if (st.dev !== this.rootDev || how.mode === 'guarded' || !st.isFile()) throw fsError('EEXIST');
@@ -1108,14 +990,6 @@ export class LocalBackend implements Backend {
     }
     const node = this.observe(d.st.ino, name, st);
     return { node, attrs: statToAttrs(st), dirWcc: await this.dirChanged(d, da) };
-  }
-
-  /** dirChanged, from a job's lstats of the directory before and after its change (the hint takes the latter). */
-  private dirChangedBy(d: Located, r: Extract<MetaResult, { ok: true }>): Wcc {
-    this.dirGen.set(d.st.ino, (this.dirGen.peek(d.st.ino) ?? 0) + 1);
-    if (!r.after) return { before: wccBefore(statToAttrs(r.before)) };
-    this.dirHints.set(d.id.key, { ...d, st: r.after });
-    return { before: wccBefore(statToAttrs(r.before)), after: statToAttrs(r.after) };
   }
 
   /** After a change to a directory: drop its listing snapshot and give its wcc data. */

@@ -4,8 +4,7 @@
  * The addon holds only what Node cannot do by itself: passing descriptors
  * over Unix sockets (SCM_RIGHTS, SO_PEERCRED), direct-IO facts and memory
  * (statx STATX_DIOALIGN, O_DIRECT on an open descriptor, aligned buffers),
- * an IO engine with its own threads, and a worker for a server's directory
- * changes (metaops.c). Everything else stays in TypeScript.
+ * and an IO engine with its own threads. Everything else stays in TypeScript.
  */
 #include "common.h"
 
@@ -137,7 +136,6 @@ static napi_value init(napi_env env, napi_value exports) {
   if (!tsnfs_init_poller(env, exports)) return NULL;
   if (!tsnfs_init_dio(env, exports)) return NULL;
   if (!tsnfs_init_engine(env, exports)) return NULL;
-  if (!tsnfs_init_metaops(env, exports)) return NULL;
   return exports;
 }
 

@@ -22,7 +22,7 @@
 
 /* Bumped whenever the JS-visible surface of the addon changes, so a stale
  * build left in build/ is refused by the loader instead of misbehaving. */
-#define TSNFS_NATIVE_ABI 2
+#define TSNFS_NATIVE_ABI 1
 
 /* Evaluate an N-API call; on failure throw (unless an exception is already
  * pending) and return NULL from the enclosing napi_callback. */
@@ -56,7 +56,6 @@ bool tsnfs_init_fdpass(napi_env env, napi_value exports);
 bool tsnfs_init_poller(napi_env env, napi_value exports);
 bool tsnfs_init_dio(napi_env env, napi_value exports);
 bool tsnfs_init_engine(napi_env env, napi_value exports);
-bool tsnfs_init_metaops(napi_env env, napi_value exports);
 
 bool tsnfs_export_fn(napi_env env, napi_value exports, const char* name, napi_callback cb);
 

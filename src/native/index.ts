@@ -11,8 +11,6 @@
 //   allocAligned                  posix_memalign                    Buffer.alloc, unaligned
 //   IoEngine                      dedicated pthreads, preadv2/      fs.read/fs.write on the
 //                                 pwritev2 + RWF_* flags            libuv pool; dsync emulated
-//   MetaWorker                    a thread running create/remove/   undefined: the local backend
-//                                 close jobs, batched completions   makes the calls one by one
 //
 // `native` is the raw addon (or undefined); `nativeStatus()` says whether it
 // is in use and why not, for `tsnfs doctor`.
@@ -48,4 +46,3 @@ export {
   type IoOp,
   type IoRequest,
 } from './io-engine.js';
-export { DEFERRED_CLOSES_MAX, MetaStats, MetaWorker, type DirIdentity, type MetaResult, type MetaWorkerOptions } from './meta-worker.js';

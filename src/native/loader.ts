@@ -17,7 +17,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The addon's interface version; must match TSNFS_NATIVE_ABI in common.h. */
-export const NATIVE_ABI = 2;
+export const NATIVE_ABI = 1;
 
 /** What recvMsg answers for one record. `bytes === 0` is end-of-file. */
 export interface RawRecv {
@@ -66,9 +66,6 @@ export interface RawEngineStats {
   aioReads?: number;
   aioPunted?: number;
 }
-
-/** An opaque MetaWorker handle (a type-tagged N-API external). */
-export type RawMetaHandle = object & { readonly __tsnfsMeta?: never };
 
 /** An opaque engine handle (a type-tagged N-API external). */
 export type RawEngineHandle = object & { readonly __tsnfsEngine?: never };
@@ -130,12 +127,6 @@ export interface NativeAddon {
   readNowait?(fd: number, buffer: Uint8Array, bufOffset: number, length: number, position: number): number;
   /** readNowait without the O_DIRECT check (F_GETFL), for descriptors known to be buffered. */
   readNowaitBuffered?(fd: number, buffer: Uint8Array, bufOffset: number, length: number, position: number): number;
-  /** A MetaWorker (metaops.c): `threads` threads, `depth` slots. */
-  metaCreate(threads: number, depth: number, onBatch: (count: number) => void): { handle: RawMetaHandle; results: Int32Array; stats: BigInt64Array; done: Uint32Array };
-  /** Queues a job in `slot`: 0, or a negative errno when it cannot be queued. `kick` false: no thread woken (metaKick later). */
-  metaSubmit(handle: RawMetaHandle, slot: number, op: number, dir: string, target: string, fd: number, flags: number, mode: number, kick: boolean): number;
-  metaKick(handle: RawMetaHandle): void;
-  metaClose(handle: RawMetaHandle): void;
   readonly RWF: { HIPRI: number; DSYNC: number; SYNC: number; NOWAIT: number; DONTCACHE: number };
   readonly maxIoBytes: number;
 }

@@ -7,7 +7,6 @@ import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FileType, LocalBackend, type LocalBackendOptions } from '../../src/fs/index.js';
 import { groupFromDirectory } from '../../src/fs/local.js';
-import { DEFERRED_CLOSES_MAX } from '../../src/native/index.js';
 import { ALICE, BOB, ROOT, backendSuite, code, listAll, mkdir, mkfile, type HarnessOptions } from './suite.js';
 
 interface Tmp {
@@ -54,7 +53,6 @@ function harness(extra: Partial<LocalBackendOptions> = {}) {
 
 backendSuite('local', harness());
 backendSuite('local (index stamps)', harness({ stampSource: 'index' }));
-backendSuite('local (no native worker)', harness({ nativeCalls: false }));
 
 /** Run `fn` with a fresh tree and backend; the tree is removed afterwards. */
 async function withLocal(fn: (tmp: Tmp, b: LocalBackend) => Promise<LocalBackend | void>, extra: Partial<LocalBackendOptions> = {}): Promise<void> {
@@ -368,8 +366,7 @@ test('local: the descriptor cache is bounded', () =>
     for (let i = 0; i < files.length; i++) {
       assert.equal((await b.read(ROOT, files[i]!, 0n, 10)).data.toString(), String.fromCharCode(65 + i).repeat(3));
     }
-    // Closes of evicted descriptors may wait for the native worker's next job (a few at most).
-    assert.ok((await fdCount()) <= base + 4 + 2 + DEFERRED_CLOSES_MAX, 'no more than the cache size stays open');
+    assert.ok((await fdCount()) <= base + 4 + 2, 'no more than the cache size stays open');
   }, { maxOpenFiles: 4 }));
 
 test('local: the index journal is compacted when opened', () =>
@@ -577,39 +574,3 @@ test('local: the grpid mount option is seen, so CREATE never guesses a new file\
     await fs.rm(base, { recursive: true, force: true });
   }
 });
-
-for (const nativeCalls of [true, false]) {
-  test(`local (native worker ${nativeCalls ? 'on' : 'off'}): a directory changed on disk since its last use is checked again`, () =>
-    withLocal(async (tmp, b) => {
-      const root = await b.root();
-      const d = await mkdir(b, root, 'd', ROOT, 0o777);
-      await mkfile(b, d, 'first', ALICE);
-      // Write permission taken away behind the server's back.
-      await fs.chmod(path.join(tmp.root, 'd'), 0o755);
-      assert.equal(await code(b.create(ALICE, d, 'second', { mode: 'guarded', attrs: {} })), 'EACCES');
-      assert.equal(await code(b.remove(ALICE, d, 'first')), 'EACCES');
-      assert.deepEqual(await fs.readdir(path.join(tmp.root, 'd')), ['first']);
-      await fs.chmod(path.join(tmp.root, 'd'), 0o777);
-      // Renamed on disk: the handle follows the directory.
-      await fs.rename(path.join(tmp.root, 'd'), path.join(tmp.root, 'moved'));
-      const made = await b.create(ALICE, d, 'third', { mode: 'guarded', attrs: {} });
-      assert.deepEqual((await fs.readdir(path.join(tmp.root, 'moved'))).sort(), ['first', 'third']);
-      // The directory's attributes after the change are what is on disk.
-      const after = await fs.lstat(path.join(tmp.root, 'moved'), { bigint: true });
-      assert.equal(made.dirWcc.after?.mtime.sec, Number(after.mtimeNs / 1_000_000_000n));
-      assert.equal(made.dirWcc.after?.mtime.nsec, Number(after.mtimeNs % 1_000_000_000n));
-      const gone = await b.remove(ALICE, d, 'first');
-      assert.ok(gone.dirWcc.before && gone.dirWcc.after);
-      assert.equal(gone.dirWcc.before.mtime.sec, made.dirWcc.after?.mtime.sec);
-      assert.deepEqual(await fs.readdir(path.join(tmp.root, 'moved')), ['third']);
-      // Errors are the calls' own.
-      assert.equal(await code(b.remove(ALICE, d, 'first')), 'ENOENT');
-      assert.equal(await code(b.create(ALICE, d, 'third', { mode: 'guarded', attrs: {} })), 'EEXIST');
-      await fs.mkdir(path.join(tmp.root, 'moved', 'sub'));
-      assert.equal(await code(b.remove(ROOT, d, 'sub')), 'EISDIR');
-      // Removed on disk: stale, and nothing is made where it was.
-      await fs.rm(path.join(tmp.root, 'moved'), { recursive: true });
-      assert.equal(await code(b.create(ALICE, d, 'fourth', { mode: 'guarded', attrs: {} })), 'ESTALE');
-      assert.equal(await code(b.remove(ALICE, d, 'third')), 'ESTALE');
-    }, { nativeCalls }));
-}

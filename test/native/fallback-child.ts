@@ -10,7 +10,6 @@ import {
   FdChannel,
   FdListener,
   IoEngine,
-  MetaWorker,
   allocAligned,
   bufferAddress,
   fdPassingAvailable,
@@ -48,9 +47,6 @@ try {
   const buf = allocAligned(4096, 4096);
   assert.ok(Buffer.isBuffer(buf) && buf.length === 4096 && buf.every((b) => b === 0));
   assert.equal(bufferAddress(buf), undefined);
-
-  // No MetaWorker: the local backend makes its calls one by one.
-  assert.equal(MetaWorker.start(), undefined);
 
   // The IO engine, over fs.read/fs.write on the libuv pool.
   assert.throws(() => new IoEngine({ backend: 'native' }));
