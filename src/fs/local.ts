@@ -100,6 +100,7 @@ const O_PATH = 0o10000000; // Linux; not in fs.constants
 const OFFSET_MAX = (1n << 63n) - 1n;
 const SAFE_MAX = BigInt(Number.MAX_SAFE_INTEGER);
 const TOMB_MS = 5_000;
+const TOMB_SWEEP_MS = 1_000;
 const DEAD_MS = 30_000;
 
 interface NodeId {
@@ -178,6 +179,7 @@ export class LocalBackend implements Backend {
   private readonly snapshots = new Lru<bigint, CachedSnapshot>(2_000_000);
   private readonly dirGen = new Lru<bigint, number>(65536);
   private readonly tombs = new Map<bigint, { stamp: bigint; inc: number; at: number }>();
+  private tombSweepAt = 0;
   private readonly dead = new Lru<string, number>(4096);
   private readonly searches = new Map<string, Promise<Found | undefined>>();
   /** Directories with name changes in flight (see dir-changes.ts). */
@@ -763,7 +765,9 @@ export class LocalBackend implements Backend {
 
   /** An object is gone (last link removed): stale ids, no cached descriptor. */
   private forget(st: BigIntStats): void {
-    this.dirGen.set(st.ino, (this.dirGen.peek(st.ino) ?? 0) + 1);
+    // Only directories have listings to tell apart (a file's inode reused
+    // as a directory finds its snapshot dropped below).
+    if (st.isDirectory()) this.dirGen.set(st.ino, (this.dirGen.peek(st.ino) ?? 0) + 1);
     if (!st.isDirectory() && st.nlink > 1n) return;
     const e = this.index.get(st.ino);
     this.dead.set(this.idOf(st, e).toString('hex'), Date.now() + DEAD_MS);
@@ -771,9 +775,16 @@ export class LocalBackend implements Backend {
     this.fds.invalidate(st.ino);
     this.snapshots.delete(st.ino);
     const now = Date.now();
-    for (const [ino, t] of this.tombs) {
-      if (now - t.at < TOMB_MS) break;
-      this.tombs.delete(ino);
+    // Expired tombs go at most once a second: every sweep walks from the
+    // Map's start over the entries deleted since it last compacted itself,
+    // and one per REMOVE made that the largest cost of a create/remove
+    // stream. (A tomb kept a little longer only bumps an incarnation more.)
+    if (now >= this.tombSweepAt) {
+      this.tombSweepAt = now + TOMB_SWEEP_MS;
+      for (const [ino, t] of this.tombs) {
+        if (now - t.at < TOMB_MS) break;
+        this.tombs.delete(ino);
+      }
     }
     this.tombs.delete(st.ino);
     this.tombs.set(st.ino, { stamp: st.birthtimeNs, inc: e?.inc ?? 0, at: now });

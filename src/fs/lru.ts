@@ -4,6 +4,7 @@
 export class Lru<K, V> {
   private readonly map = new Map<K, { value: V; weight: number }>();
   private total = 0;
+  private cursor: Iterator<[K, { value: V; weight: number }]> | undefined;
 
   constructor(
     private readonly maxWeight: number,
@@ -30,8 +31,19 @@ export class Lru<K, V> {
     this.delete(key);
     this.map.set(key, { value, weight });
     this.total += weight;
-    for (const [k, e] of this.map) {
-      if (this.total <= this.maxWeight || this.map.size === 1) break;
+    while (this.total > this.maxWeight && this.map.size > 1) {
+      // The oldest entry, from an iterator kept between calls: a fresh one
+      // would step again over every entry deleted since the Map last
+      // compacted itself, which made a full cache cost O(size) per set.
+      // Everything before the cursor has been deleted (evicted, or moved
+      // to the end by get/set), so what it yields next is the oldest.
+      let n = this.cursor?.next();
+      if (!n || n.done) {
+        this.cursor = this.map.entries();
+        n = this.cursor.next();
+      }
+      if (n.done) break;
+      const [k, e] = n.value;
       this.map.delete(k);
       this.total -= e.weight;
       this.onEvict?.(k, e.value);
