@@ -665,7 +665,13 @@ export class NfsClient implements FileHost, WritebackHost {
    * bytes it depended on were written back and released meanwhile: the READ
    * may have been answered before our WRITE was applied.
    */
-  private async consistentRead<T>(inode: Inode, pos: number, len: number, once: () => Promise<T>): Promise<T> {
+  private consistentRead<T>(inode: Inode, pos: number, len: number, once: () => Promise<T>): Promise<T> {
+    // Nothing of ours to be written back: one read, without another promise around it.
+    if (!inode.wb) return once();
+    return this.rereadWhileReleased(inode, pos, len, once);
+  }
+
+  private async rereadWhileReleased<T>(inode: Inode, pos: number, len: number, once: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const wb = inode.wb;
       const gen = wb?.generation ?? 0;

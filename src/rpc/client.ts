@@ -161,7 +161,8 @@ export class RpcClient extends EventEmitter {
         }, timeoutMs);
       }
       this.pending.set(xid, p);
-      this.socket?.ref();
+      // The first call waiting keeps the process alive (onData lets go when none is left).
+      if (this.pending.size === 1) this.socket?.ref();
       if (this.socket && !this.connecting) this.transmit(p);
       else this.ensureConnection().catch(() => undefined);
     });
