@@ -143,7 +143,8 @@ export class NfsFileHandle {
    * view into the read cache, valid until `release()` is called, which
    * lets the client reuse its buffer for later reads (a copy loop that
    * writes each chunk out and releases it reads with no copy and no new
-   * memory). Empty at the end of the file.
+   * memory). Empty at the end of the file. Call `release()` once for every
+   * result, an empty one included.
    */
   async readBorrowed(position: number, max: number): Promise<{ data: Buffer; release: () => void }> {
     this.check('read', this.mode.read);
