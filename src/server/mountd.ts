@@ -14,8 +14,9 @@
 //   MNT3ERR_NOTDIR  the path names something other than a directory
 // A subdirectory of an export may be mounted (rpc.mountd allows it too),
 // through symbolic links that stay inside the export; its handle belongs to
-// the export, so `..` can reach the export's root but never above it. Components are looked up as root, as rpc.mountd stats
-// them: the rules decide who mounts, not the directories' modes.
+// the export, so `..` can reach the export's root but never above it.
+// Components are looked up as root, as rpc.mountd stats them: the rules
+// decide who mounts, not the directories' modes.
 //
 // The mount list (DUMP) is kept in memory: it is advisory in NFSv3 and
 // rpc.mountd's own copy is notoriously stale. It is bounded.
