@@ -95,6 +95,29 @@ test(`creating opens run inline while cheap; costly ones go to the threadpool, w
   }
 });
 
+test('slow creates send creates to the threadpool, not the other calls', async () => {
+  const dir = await tmp();
+  try {
+    let step = 0;
+    let t = 1000;
+    const io = new InlineFs(true, () => (t += step));
+    const fds: number[] = [];
+    // Creating probes far slower than SLOW_MS (an inode search on a busy file system)...
+    step = SLOW_MS * 3;
+    for (let i = 0; i < 4 * CREATE_PROBE_EVERY; i++) fds.push(await io.open(path.join(dir, `f${i}`), C.O_CREAT | C.O_EXCL | C.O_RDWR, 0o600));
+    step = 0;
+    // ...leave lstats inline: no backoff.
+    assert.equal(io.counters.backoffs, 0);
+    assert.equal(io.active, true);
+    const before = io.counters.inline;
+    await io.lstat(dir);
+    assert.equal(io.counters.inline, before + 1, 'an lstat still runs inline');
+    for (const fd of fds) await io.close(fd);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('an unlink that would wait for a lock goes to the threadpool', async () => {
   const dir = await tmp();
   try {
