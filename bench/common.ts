@@ -25,6 +25,10 @@ export interface TsnfsServeOptions {
   nodeArgs?: string[];
   /** Extra flags for `tsnfs serve`. */
   serveArgs?: string[];
+  /** Another build's dist/src/cli/main.js (default this one's). */
+  main?: string;
+  /** Serve the Prometheus endpoint (default true). */
+  metrics?: boolean;
 }
 
 /** `tsnfs serve` exporting `exportDir` read-write to 127.0.0.1 (root not squashed, any source port), logs at warn. */
@@ -32,8 +36,8 @@ export async function startTsnfsServe(o: TsnfsServeOptions): Promise<TsnfsServe>
   const [port, metricsPort] = (await freePorts(2)) as [number, number];
   const exportsFile = join(o.work, 'tsnfs.exports');
   await writeFile(exportsFile, `${o.exportDir} 127.0.0.1(rw,sync,no_root_squash,insecure)\n`);
-  const main = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-  // the same flags bench:server gives it, plus the metrics endpoint
+  const main = o.main ?? fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+  // bench:server passes metrics: false (it reads no counters)
   const child = spawnTracked(
     process.execPath,
     [
@@ -45,7 +49,7 @@ export async function startTsnfsServe(o: TsnfsServeOptions): Promise<TsnfsServe>
       '--mount-port', String(port),
       '--portmap-port', '0',
       '--state-dir', join(o.work, 'tsnfs-state'),
-      '--metrics', `127.0.0.1:${metricsPort}`,
+      ...(o.metrics === false ? [] : ['--metrics', `127.0.0.1:${metricsPort}`]),
       '--log-level', 'warn',
       ...(o.serveArgs ?? []),
     ],

@@ -46,20 +46,18 @@
 // Needs root and nfs-ganesha (see test/peers/ganesha.ts); without them it
 // says why and exits.
 
-import { type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { closeSync, constants as FS, openSync, unlinkSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, open, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, open, readFile, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import hdr from 'hdr-histogram-js';
 import { RpcClient, type AuthSys } from '../src/rpc/index.js';
 import { NFS_V3_TABLE, type nfs_fh3 } from '../src/proto/nfs3.gen.js';
 import { mountCall, nfsCall, sattr, statusName } from '../test/helpers/nfs.js';
 import { missingGanesha, startGanesha, type Ganesha } from '../test/peers/ganesha.js';
-import { freePort, waitForPort } from '../test/peers/ports.js';
-import { isRunning, removeOnExit, spawnTracked, stopChild } from '../test/peers/proc.js';
+import { removeOnExit } from '../test/peers/proc.js';
+import { startTsnfsServe } from './common.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 1);
@@ -94,27 +92,6 @@ interface Server {
   /** The metadata directory's handle. */
   metaDir: nfs_fh3;
   stop(): Promise<void>;
-}
-
-async function startTsnfs(exportDir: string, work: string): Promise<{ pid: number; port: number; stop(): Promise<void> }> {
-  const port = await freePort();
-  const exportsFile = join(work, 'tsnfs.exports');
-  // The same rules ganesha gets: read-write, root not squashed, any source port.
-  await writeFile(exportsFile, `${exportDir} 127.0.0.1(rw,sync,no_root_squash,insecure)\n`);
-  const main = TSNFS_MAIN ?? fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-  const child: ChildProcess = spawnTracked(process.execPath, [
-    ...TSNFS_NODE_ARGS,
-    main,
-    'serve',
-    '--exports', exportsFile,
-    '--port', String(port),
-    '--mount-port', String(port),
-    '--portmap-port', '0',
-    '--state-dir', join(work, 'tsnfs-state'),
-    '--log-level', 'warn',
-  ], { stdio: ['ignore', 'ignore', 'inherit'] });
-  await waitForPort(port, { timeoutMs: 15_000, abort: () => (isRunning(child) ? false : `tsnfs serve exited (${child.exitCode ?? child.signalCode})`) });
-  return { pid: child.pid!, port, stop: async () => void (await stopChild(child, 'SIGTERM', 10_000)) };
 }
 
 async function connect(name: Server['name'], port: number, mountPort: number, exportPath: string, pid: number, stop: () => Promise<void>): Promise<Server> {
@@ -372,8 +349,8 @@ async function main(): Promise<void> {
     for (const f of [...tFiles, ...gFiles]) await warmCache(f);
 
     const tExport = await realpath(tDir);
-    const t = await startTsnfs(tExport, work);
-    servers.push(await connect('tsnfs', t.port, t.port, tExport, t.pid, t.stop));
+    const t = await startTsnfsServe({ exportDir: tExport, work, main: TSNFS_MAIN, nodeArgs: TSNFS_NODE_ARGS, metrics: false });
+    servers.push(await connect('tsnfs', t.port, t.port, tExport, t.child.pid!, t.stop));
     try {
       ganesha = await startGanesha({ exportDir: gDir, attrExpirationTime: GANESHA_ATTR });
     } catch (err) {
