@@ -204,6 +204,23 @@ function fmtOps(o: Record<string, number>): string {
     .join(', ');
 }
 
+/**
+ * WARMUP rounds (samples dropped), then ROUNDS measured ones, the runs in
+ * alternating order; `report` says what a measured round gave (1-based).
+ */
+async function alternate(points: Point[], runs: () => Array<() => Promise<void>>, report: (round: number) => string): Promise<void> {
+  for (let round = -WARMUP; round < ROUNDS; round++) {
+    const order = runs();
+    if (round % 2) order.reverse();
+    for (const fn of order) await fn();
+    if (round < 0) {
+      for (const p of points) p.ours.length = p.peer.length = 0;
+      continue;
+    }
+    process.stderr.write(`${report(round + 1)}\n`);
+  }
+}
+
 /** Builds the libnfs random-read peer; a reason when it cannot be built. */
 function buildCPeer(dir: string): { bin?: string; why?: string } {
   if (!fs.existsSync('/usr/include/nfsc/libnfs.h')) return { why: 'libnfs headers missing (apt-get install libnfs-dev)' };
@@ -259,34 +276,24 @@ async function main(): Promise<void> {
     if (POINTS.has('write')) {
       const p: Point = { key: 'write', title: `1 MiB seq write, ${FILE_MIB} MiB + commit`, unit: 'MiB/s', ours: [], peer: [], peerName: 'nfs-cp' };
       points.push(p);
-      for (let round = -WARMUP; round < ROUNDS; round++) {
-        const runs = [
-          async () => {
-            const name = fresh('ours');
-            const [r, ops] = await counted(() => runWorker({ ...jobBase, op: 'write', name, src: source }));
-            if (r.bytes !== FILE_MIB * MiB) throw new Error(`ours wrote ${r.bytes} bytes`);
-            fs.rmSync(path.join(exportDir, name), { force: true });
-            p.ours.push({ value: FILE_MIB / r.seconds, ops });
-          },
-          async () => {
-            const name = fresh('libnfs');
-            const [r, ops] = await counted(() => nfsCp(source, target(name), { timeoutMs: 30 * 60_000 }));
-            if (r.code !== 0) throw new Error(describeRun(r));
-            const size = fs.statSync(path.join(exportDir, name)).size;
-            fs.rmSync(path.join(exportDir, name), { force: true });
-            if (size !== FILE_MIB * MiB) throw new Error(`nfs-cp wrote ${size} bytes`);
-            p.peer.push({ value: FILE_MIB / (r.durationMs / 1000), ops });
-          },
-        ];
-        if (round % 2) runs.reverse();
-        for (const fn of runs) await fn();
-        if (round < 0) {
-          p.ours.length = 0;
-          p.peer.length = 0;
-          continue;
-        }
-        process.stderr.write(`write round ${round + 1}/${ROUNDS}: ours ${p.ours.at(-1)!.value.toFixed(0)}, nfs-cp ${p.peer.at(-1)!.value.toFixed(0)} MiB/s\n`);
-      }
+      await alternate([p], () => [
+        async () => {
+          const name = fresh('ours');
+          const [r, ops] = await counted(() => runWorker({ ...jobBase, op: 'write', name, src: source }));
+          if (r.bytes !== FILE_MIB * MiB) throw new Error(`ours wrote ${r.bytes} bytes`);
+          fs.rmSync(path.join(exportDir, name), { force: true });
+          p.ours.push({ value: FILE_MIB / r.seconds, ops });
+        },
+        async () => {
+          const name = fresh('libnfs');
+          const [r, ops] = await counted(() => nfsCp(source, target(name), { timeoutMs: 30 * 60_000 }));
+          if (r.code !== 0) throw new Error(describeRun(r));
+          const size = fs.statSync(path.join(exportDir, name)).size;
+          fs.rmSync(path.join(exportDir, name), { force: true });
+          if (size !== FILE_MIB * MiB) throw new Error(`nfs-cp wrote ${size} bytes`);
+          p.peer.push({ value: FILE_MIB / (r.durationMs / 1000), ops });
+        },
+      ], (round) => `write round ${round}/${ROUNDS}: ours ${p.ours.at(-1)!.value.toFixed(0)}, nfs-cp ${p.peer.at(-1)!.value.toFixed(0)} MiB/s`);
     }
 
     if (POINTS.has('read')) {
@@ -295,73 +302,52 @@ async function main(): Promise<void> {
       const ps: Point = { ...p, title: `1 MiB seq read, ${FILE_MIB} MiB (stream)`, ours: [] };
       points.push(p, ps);
       const url = `nfs://127.0.0.1${exportDir}/${dataName}?nfsport=${srv.port}&mountport=${srv.port}&uid=0&gid=0&localio=0`;
-      for (let round = -WARMUP; round < ROUNDS; round++) {
-        const runs = [
-          async () => {
-            const dst = path.join(shm, `read-cp-${seq++}.bin`);
-            const [r, ops] = await counted(() => run(process.execPath, [CLI, 'cp', url, dst], { timeoutMs: 30 * 60_000 }));
-            const size = fs.existsSync(dst) ? fs.statSync(dst).size : -1;
-            fs.rmSync(dst, { force: true });
-            if (r.code !== 0) throw new Error(describeRun(r));
-            if (size !== FILE_MIB * MiB) throw new Error(`tsnfs cp copied ${size} bytes`);
-            p.ours.push({ value: FILE_MIB / (r.durationMs / 1000), ops });
-          },
-          async () => {
-            const dst = path.join(shm, `read-ours-${seq++}.bin`);
-            const [r, ops] = await counted(() => runWorker({ ...jobBase, op: 'read', name: dataName, dst }));
-            const size = fs.statSync(dst).size;
-            fs.rmSync(dst, { force: true });
-            if (r.bytes !== FILE_MIB * MiB || size !== r.bytes) throw new Error(`ours read ${r.bytes} bytes, copied ${size}`);
-            ps.ours.push({ value: FILE_MIB / r.seconds, ops });
-          },
-          async () => {
-            const dst = path.join(shm, `read-libnfs-${seq++}.bin`);
-            const [r, ops] = await counted(() => nfsCp(target(dataName), dst, { timeoutMs: 30 * 60_000 }));
-            const size = fs.existsSync(dst) ? fs.statSync(dst).size : -1;
-            fs.rmSync(dst, { force: true });
-            if (r.code !== 0) throw new Error(describeRun(r));
-            if (size !== FILE_MIB * MiB) throw new Error(`nfs-cp copied ${size} bytes`);
-            p.peer.push({ value: FILE_MIB / (r.durationMs / 1000), ops });
-          },
-        ];
-        if (round % 2) runs.reverse();
-        for (const fn of runs) await fn();
-        if (round < 0) {
-          p.ours.length = 0;
-          ps.ours.length = 0;
-          p.peer.length = 0;
-          continue;
-        }
-        process.stderr.write(`read round ${round + 1}/${ROUNDS}: tsnfs cp ${p.ours.at(-1)!.value.toFixed(0)}, stream ${ps.ours.at(-1)!.value.toFixed(0)}, nfs-cp ${p.peer.at(-1)!.value.toFixed(0)} MiB/s\n`);
-      }
+      await alternate([p, ps], () => [
+        async () => {
+          const dst = path.join(shm, `read-cp-${seq++}.bin`);
+          const [r, ops] = await counted(() => run(process.execPath, [CLI, 'cp', url, dst], { timeoutMs: 30 * 60_000 }));
+          const size = fs.existsSync(dst) ? fs.statSync(dst).size : -1;
+          fs.rmSync(dst, { force: true });
+          if (r.code !== 0) throw new Error(describeRun(r));
+          if (size !== FILE_MIB * MiB) throw new Error(`tsnfs cp copied ${size} bytes`);
+          p.ours.push({ value: FILE_MIB / (r.durationMs / 1000), ops });
+        },
+        async () => {
+          const dst = path.join(shm, `read-ours-${seq++}.bin`);
+          const [r, ops] = await counted(() => runWorker({ ...jobBase, op: 'read', name: dataName, dst }));
+          const size = fs.statSync(dst).size;
+          fs.rmSync(dst, { force: true });
+          if (r.bytes !== FILE_MIB * MiB || size !== r.bytes) throw new Error(`ours read ${r.bytes} bytes, copied ${size}`);
+          ps.ours.push({ value: FILE_MIB / r.seconds, ops });
+        },
+        async () => {
+          const dst = path.join(shm, `read-libnfs-${seq++}.bin`);
+          const [r, ops] = await counted(() => nfsCp(target(dataName), dst, { timeoutMs: 30 * 60_000 }));
+          const size = fs.existsSync(dst) ? fs.statSync(dst).size : -1;
+          fs.rmSync(dst, { force: true });
+          if (r.code !== 0) throw new Error(describeRun(r));
+          if (size !== FILE_MIB * MiB) throw new Error(`nfs-cp copied ${size} bytes`);
+          p.peer.push({ value: FILE_MIB / (r.durationMs / 1000), ops });
+        },
+      ], (round) => `read round ${round}/${ROUNDS}: tsnfs cp ${p.ours.at(-1)!.value.toFixed(0)}, stream ${ps.ours.at(-1)!.value.toFixed(0)}, nfs-cp ${p.peer.at(-1)!.value.toFixed(0)} MiB/s`);
     }
 
     if (POINTS.has('rand')) {
       const p: Point = { key: 'rand', title: `4 KiB rand read, ${DEPTH} in flight`, unit: 'ops/s', ours: [], peer: [], peerName: 'libnfs async (C)', peerMissing: cPeer.why };
       points.push(p);
-      for (let round = -WARMUP; round < ROUNDS; round++) {
-        const runs = [
-          async () => {
-            const [r, ops] = await counted(() => runWorker({ ...jobBase, op: 'rand', name: dataName, seconds: SECONDS }));
-            p.ours.push({ value: r.ops / SECONDS, ops });
-          },
-          async () => {
-            if (!cPeer.bin) return;
-            const [r, ops] = await counted(() => run(cPeer.bin!, [`nfs://127.0.0.1${exportDir}/${dataName}?version=3&nfsport=${srv.port}&mountport=${srv.port}&uid=0&gid=0`, String(DEPTH), String(SECONDS)], { timeoutMs: (SECONDS + 60) * 1000 }));
-            if (r.code !== 0) throw new Error(describeRun(r));
-            const out = JSON.parse(r.stdout) as { ops: number; seconds: number };
-            p.peer.push({ value: out.ops / out.seconds, ops });
-          },
-        ];
-        if (round % 2) runs.reverse();
-        for (const fn of runs) await fn();
-        if (round < 0) {
-          p.ours.length = 0;
-          p.peer.length = 0;
-          continue;
-        }
-        process.stderr.write(`rand round ${round + 1}/${ROUNDS}: ours ${p.ours.at(-1)!.value.toFixed(0)}, libnfs ${p.peer.at(-1)?.value.toFixed(0) ?? '-'} ops/s\n`);
-      }
+      await alternate([p], () => [
+        async () => {
+          const [r, ops] = await counted(() => runWorker({ ...jobBase, op: 'rand', name: dataName, seconds: SECONDS }));
+          p.ours.push({ value: r.ops / SECONDS, ops });
+        },
+        async () => {
+          if (!cPeer.bin) return;
+          const [r, ops] = await counted(() => run(cPeer.bin!, [`nfs://127.0.0.1${exportDir}/${dataName}?version=3&nfsport=${srv.port}&mountport=${srv.port}&uid=0&gid=0`, String(DEPTH), String(SECONDS)], { timeoutMs: (SECONDS + 60) * 1000 }));
+          if (r.code !== 0) throw new Error(describeRun(r));
+          const out = JSON.parse(r.stdout) as { ops: number; seconds: number };
+          p.peer.push({ value: out.ops / out.seconds, ops });
+        },
+      ], (round) => `rand round ${round}/${ROUNDS}: ours ${p.ours.at(-1)!.value.toFixed(0)}, libnfs ${p.peer.at(-1)?.value.toFixed(0) ?? '-'} ops/s`);
     }
 
     let rss: { peak: number; mibs: number; ops: Record<string, number> } | undefined;
