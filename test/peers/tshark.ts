@@ -291,6 +291,23 @@ export interface CaptureAnalysis {
   procedures: Map<string, ProcedureCount>;
   /** Replies whose RPC status was not success: "frame N: <info>" (PROG_UNAVAIL, GARBAGE_ARGS, denied, ...). */
   rpcErrors: string[];
+  /** Calls with no reply of the same xid on the same TCP stream. */
+  unanswered: UnansweredCall[];
+  /**
+   * TCP streams (tcp.stream) where tshark saw a retransmission, an
+   * out-of-order or a lost segment. Loopback retransmits under load (tail
+   * loss probes, a receiver that pruned its queue), and a PDU overlapping such
+   * a segment may not be reassembled: a reply missing there can be the
+   * capture's, not the server's.
+   */
+  disturbedStreams: Set<number>;
+}
+
+export interface UnansweredCall {
+  frame: number;
+  stream: number;
+  xid: number;
+  name: string;
 }
 
 const PROGRAMS: Record<number, { name: string; procs: Record<number, string[]> }> = {
@@ -334,6 +351,8 @@ const FIELDS = [
   'rpc.procedure',
   'rpc.replystat',
   'rpc.state_accept',
+  'tcp.stream',
+  'rpc.xid',
 ] as const;
 
 function list(s: string | undefined): number[] {
@@ -351,7 +370,9 @@ function decodeArgs(rpcPorts: number[]): string[] {
 export async function analyzeCapture(pcap: string, opts: AnalyzeOptions): Promise<CaptureAnalysis> {
   const tshark = requireTool('tshark');
   const timeoutMs = opts.timeoutMs ?? 120_000;
-  const common = ['-n', '-r', pcap, ...decodeArgs(opts.rpcPorts)];
+  // Retransmitted data on loopback can overlap what was sent before; without
+  // this tshark may leave a PDU spanning it unreassembled.
+  const common = ['-n', '-r', pcap, '-o', 'tcp.reassemble_out_of_order:TRUE', ...decodeArgs(opts.rpcPorts)];
   const only = (f: string) => ['-Y', f ? `(${f}) && ${NOT_MARKER}` : NOT_MARKER];
 
   const fieldArgs = [...common, ...only(''), '-T', 'fields', '-E', 'separator=/t', '-E', 'occurrence=a', '-E', 'aggregator=,'];
@@ -368,12 +389,18 @@ export async function analyzeCapture(pcap: string, opts: AnalyzeOptions): Promis
     ...only('rpc.msgtyp == 1 && (rpc.replystat != 0 || rpc.state_accept != 0)'),
     '-T', 'fields', '-E', 'separator=/t', '-e', 'frame.number', '-e', '_ws.col.Info',
   ];
-  const [all, bad, errs] = await Promise.all([
+  const disturbedArgs = [
+    ...common,
+    ...only('tcp.analysis.retransmission || tcp.analysis.out_of_order || tcp.analysis.lost_segment'),
+    '-T', 'fields', '-e', 'tcp.stream',
+  ];
+  const [all, bad, errs, disturbed] = await Promise.all([
     run(tshark, fieldArgs, { timeoutMs }),
     run(tshark, badArgs, { timeoutMs }),
     run(tshark, errArgs, { timeoutMs }),
+    run(tshark, disturbedArgs, { timeoutMs }),
   ]);
-  for (const r of [all, bad, errs]) {
+  for (const r of [all, bad, errs, disturbed]) {
     if (r.code !== 0) throw new Error(`tshark failed (${r.timedOut ? 'timeout' : `exit ${r.code}`}): ${r.command}\n${r.stderr.trim()}`);
   }
 
@@ -386,10 +413,14 @@ export async function analyzeCapture(pcap: string, opts: AnalyzeOptions): Promis
     protocols: new Set(),
     procedures: new Map(),
     rpcErrors: [],
+    unanswered: [],
+    disturbedStreams: new Set(list(disturbed.stdout.split('\n').join(','))),
   };
+  // "stream/xid" of calls not yet answered, in capture order.
+  const open = new Map<string, UnansweredCall>();
   for (const line of all.stdout.split('\n')) {
     if (!line) continue;
-    const [, protos, msgtyp, prog, vers, proc] = line.split('\t');
+    const [frame, protos, msgtyp, prog, vers, proc, , , streamField, xidField] = line.split('\t');
     result.frames++;
     for (const p of (protos ?? '').split(':')) if (p) result.protocols.add(p);
     const types = list(msgtyp);
@@ -405,11 +436,18 @@ export async function analyzeCapture(pcap: string, opts: AnalyzeOptions): Promis
     const k = allVersions.length / types.length;
     const versions = Number.isInteger(k) && k >= 1 ? types.map((_, i) => allVersions[i * k]!) : [];
     const aligned = progs.length === types.length && versions.length === types.length && procs.length === types.length;
+    const stream = Number(streamField);
+    const xids = list(xidField);
     types.forEach((t, i) => {
       if (t === 0) result.rpcCalls++;
       else result.rpcReplies++;
+      const name = aligned ? procedureName(progs[i]!, versions[i]!, procs[i]!) : '?';
+      if (xids.length === types.length) {
+        const key = `${stream}/${xids[i]}`;
+        if (t === 0) open.set(key, { frame: Number(frame), stream, xid: xids[i]!, name });
+        else open.delete(key);
+      }
       if (!aligned) return;
-      const name = procedureName(progs[i]!, versions[i]!, procs[i]!);
       let c = result.procedures.get(name);
       if (!c) {
         c = { program: progs[i]!, version: versions[i]!, procedure: procs[i]!, name, calls: 0, replies: 0 };
@@ -429,7 +467,25 @@ export async function analyzeCapture(pcap: string, opts: AnalyzeOptions): Promis
     const [num, info] = line.split('\t');
     result.rpcErrors.push(`frame ${num}: ${info ?? ''}`);
   }
+  result.unanswered = [...open.values()];
   return result;
+}
+
+/**
+ * Throws unless every call in the capture has its reply, per procedure. A
+ * reply may be missing only on a stream where loopback retransmitted, as
+ * tshark may not reassemble it there (callers check the data their clients
+ * got); those calls are returned, for a diagnostic.
+ */
+export function assertEveryCallAnswered(a: CaptureAnalysis, summary: string): UnansweredCall[] {
+  const lost = a.unanswered.filter((u) => !a.disturbedStreams.has(u.stream));
+  if (lost.length > 0) throw new Error(`calls with no reply on streams without retransmissions: ${JSON.stringify(lost)}; ${summary}`);
+  if (a.rpcCalls === 0 || a.rpcCalls !== a.rpcReplies + a.unanswered.length) throw new Error(`calls and replies do not pair up; ${summary}`);
+  for (const c of a.procedures.values()) {
+    const excused = a.unanswered.filter((u) => u.name === c.name).length;
+    if (c.replies + excused !== c.calls) throw new Error(`${c.name}: ${c.calls} calls, ${c.replies} replies; ${summary}`);
+  }
+  return a.unanswered;
 }
 
 /** Counts calls of one procedure by name ("NFS3 READ"); 0 when absent. */
