@@ -86,7 +86,9 @@ export class AttrCache {
    * differ from the cached ones (the object changed).
    */
   update(key: string, attrs: fattr3, now = Date.now()): boolean {
-    const [min, max] = attrs.type === NF3DIR ? [this.dirMin, this.dirMax] : [this.regMin, this.regMax];
+    const dir = attrs.type === NF3DIR;
+    const min = dir ? this.dirMin : this.regMin;
+    const max = dir ? this.dirMax : this.regMax;
     const e = this.map.get(key);
     if (!e) {
       this.map.set(key, { attrs, fetched: now, timeo: min, timeoStamp: now });

@@ -368,6 +368,11 @@ export class NfsClient implements FileHost, WritebackHost {
       const a = this.attrs.get(k);
       if (a) return Promise.resolve(a);
     }
+    return this.fetchAttrs(fh, force, k);
+  }
+
+  /** GETATTR (one in flight per handle, unless `force`). */
+  private fetchAttrs(fh: nfs_fh3, force: boolean, k: string): Promise<fattr3> {
     let p = this.getattrs.get(k);
     if (p && !force) return p;
     p = (async () => {
@@ -710,25 +715,35 @@ export class NfsClient implements FileHost, WritebackHost {
   }
 
   /** @internal */
-  async readInto(inode: Inode, ra: ReadAheadState, pos: number, len: number, buf: Buffer, off: number): Promise<number> {
+  readInto(inode: Inode, ra: ReadAheadState, pos: number, len: number, buf: Buffer, off: number): Promise<number> {
+    if (this.transportFor(inode.fh).readDirect) return this.readIntoDirect(inode, ra, pos, len, buf, off);
+    // No promise of its own when the attributes are cached (each one is a turn of the microtask queue per read).
+    const attrs = this.attrs.get(inode.key);
+    if (attrs) return this.readIntoCached(inode, ra, pos, len, buf, off, attrs);
+    return this.fetchAttrs(inode.fh, false, inode.key).then((a) => this.readIntoCached(inode, ra, pos, len, buf, off, a));
+  }
+
+  /** Straight into the caller's buffer (LOCALIO), no read cache; through the cache when the file cannot be read so now. */
+  private async readIntoDirect(inode: Inode, ra: ReadAheadState, pos: number, len: number, buf: Buffer, off: number): Promise<number> {
     const t = this.transportFor(inode.fh);
-    if (t.readDirect) {
-      // Straight into the caller's buffer (LOCALIO), no read cache.
-      let fellBack = false;
-      const n = await this.consistentRead(inode, pos, len, async () => {
-        const got = await t.readDirect!(inode.fh, buf, off, len, pos);
-        if (got === undefined) {
-          fellBack = true;
-          return 0;
-        }
-        this.io.reads++;
-        this.io.bytesRead += got;
-        return this.overlayOwn(inode, pos, len, got, buf, off);
-      });
-      if (!fellBack) return n;
-    }
-    const attrs = await this.getattr(inode.fh, false, inode.key); // may find a change and drop the read cache
-    if (attrs.type === NF3DIR) throw new NfsStatusError(nfsstat3.NFS3ERR_ISDIR, 'READ');
+    let fellBack = false;
+    const n = await this.consistentRead(inode, pos, len, async () => {
+      const got = await t.readDirect!(inode.fh, buf, off, len, pos);
+      if (got === undefined) {
+        fellBack = true;
+        return 0;
+      }
+      this.io.reads++;
+      this.io.bytesRead += got;
+      return this.overlayOwn(inode, pos, len, got, buf, off);
+    });
+    if (!fellBack) return n;
+    return this.readIntoCached(inode, ra, pos, len, buf, off, await this.getattr(inode.fh, false, inode.key));
+  }
+
+  /** A read through the read cache (or, when random, a READ of its own), with the file's current attributes. */
+  private readIntoCached(inode: Inode, ra: ReadAheadState, pos: number, len: number, buf: Buffer, off: number, attrs: fattr3): Promise<number> {
+    if (attrs.type === NF3DIR) return Promise.reject(new NfsStatusError(nfsstat3.NFS3ERR_ISDIR, 'READ'));
     const sequential = this.readAhead(inode, ra, pos, len, Number(attrs.size));
     if (!sequential && !this.anyChunkCached(inode, pos, len)) {
       return this.consistentRead(inode, pos, len, () => this.readUncached(inode, pos, len, buf, off));

@@ -25,8 +25,23 @@ export interface Chunk {
   lent: boolean;
 }
 
-export function dataStamp(a: fattr3 | wcc_attr): string {
-  return `${a.mtime.seconds}.${a.mtime.nseconds}:${a.size}`;
+/** The data stamp, mtime and size (compared on every reply, so kept as fields). */
+class Stamp {
+  constructor(
+    public seconds: number,
+    public nseconds: number,
+    public size: bigint,
+  ) {}
+
+  matches(a: fattr3 | wcc_attr): boolean {
+    return this.seconds === a.mtime.seconds && this.nseconds === a.mtime.nseconds && this.size === a.size;
+  }
+
+  set(a: fattr3 | wcc_attr): void {
+    this.seconds = a.mtime.seconds;
+    this.nseconds = a.mtime.nseconds;
+    this.size = a.size;
+  }
 }
 
 /** Read chunks of one file, least recently used dropped first. */
@@ -120,7 +135,7 @@ export class Inode {
   wb: WriteBack | undefined;
   readonly readCache: ReadCache;
   /** mtime and size the cached data belongs to. */
-  private stamp: string | undefined;
+  private stamp: Stamp | undefined;
   /** Read cache drops caused by a change seen in the attributes. */
   invalidations = 0;
 
@@ -130,18 +145,20 @@ export class Inode {
 
   /** Attributes fresh from the server. */
   noteAttrs(a: fattr3): void {
-    const s = dataStamp(a);
-    if (this.stamp !== undefined && s !== this.stamp) {
-      this.readCache.clear();
-      this.invalidations++;
+    if (!this.stamp) {
+      this.stamp = new Stamp(a.mtime.seconds, a.mtime.nseconds, a.size);
+      return;
     }
-    this.stamp = s;
+    if (this.stamp.matches(a)) return;
+    this.readCache.clear();
+    this.invalidations++;
+    this.stamp.set(a);
   }
 
   /** Attributes around one of our own WRITEs or COMMITs: a change we made does not drop the cache. */
   noteOwnChange(before: wcc_attr | undefined, after: fattr3 | undefined): void {
     if (!after) return;
-    if (before && this.stamp === dataStamp(before)) this.stamp = dataStamp(after);
+    if (before && this.stamp?.matches(before)) this.stamp.set(after);
     else this.noteAttrs(after);
   }
 

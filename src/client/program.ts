@@ -7,9 +7,8 @@
 //
 // Each call is counted by procedure name for the client's stats().
 
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { XdrWriter } from '../xdr/index.js';
-import type { CallOptions, RpcClient } from '../rpc/index.js';
+import type { CallOptions, ResultDecoder, RpcClient } from '../rpc/index.js';
 import type { ProcArgs, ProcedureCodec, ProcedureNamed, ProceduresOf, ProcRes, VersionTable } from '../proto/runtime.js';
 
 /** The procedure names of a table: 'NULL' | 'GETATTR' | ... */
@@ -33,39 +32,46 @@ export class ProgramClient<T extends VersionTable> {
   private readonly byName = new Map<string, ProcedureCodec<any, any>>();
   /** Calls made, by procedure name. */
   readonly counts: Record<string, number> = {};
-  /** Calls sent again because the server answered "try later". */
-  laterRetries = 0;
+  /** What every call passes to the RPC client (program, version, retries). */
+  private readonly callOpts: CallOptions;
 
-  constructor(readonly rpc: RpcClient, readonly table: T, private readonly opts: ProgramClientOptions = {}) {
+  constructor(readonly rpc: RpcClient, readonly table: T, opts: ProgramClientOptions = {}) {
     for (const codec of Object.values(table.procedures) as ProcedureCodec<any, any>[]) {
       this.byName.set(codec.name, codec);
       this.counts[codec.name] = 0;
     }
+    this.callOpts = { prog: table.prog, vers: table.vers };
+    if (opts.retryLater) this.callOpts.retryLater = opts.retryLater;
+    if (opts.retryForMs !== undefined) this.callOpts.retryForMs = opts.retryForMs;
+  }
+
+  /** Calls sent again because the server answered "try later". */
+  get laterRetries(): number {
+    return this.rpc.laterRetries;
   }
 
   /** Call procedure `name` with decoded arguments; resolves with the decoded results. */
   call<N extends ProcName<T>>(name: N, args: ArgsOf<T, N>, opts?: CallOptions): Promise<ResOf<T, N>> {
     const codec = this.codec(name);
-    return this.callEncoded(name, (w) => codec.encodeArgs(w, args), opts);
+    return this.callWith(name, (w) => codec.encodeArgs(w, args), codec.decodeRes, opts);
   }
 
   /**
    * Call with a hand-written argument encoder (the bytes must be what the
    * table's encoder would write); used where the payload is a list of buffers.
    */
-  async callEncoded<N extends ProcName<T>>(name: N, encode: (w: XdrWriter) => void, opts?: CallOptions): Promise<ResOf<T, N>> {
+  callEncoded<N extends ProcName<T>>(name: N, encode: (w: XdrWriter) => void, opts?: CallOptions): Promise<ResOf<T, N>> {
+    return this.callWith(name, encode, this.codec(name).decodeRes, opts);
+  }
+
+  /**
+   * Call with a hand-written encoder and decoder (READ: results straight
+   * into what the caller keeps, with the reply's buffer to give back).
+   */
+  callWith<N extends ProcName<T>, R>(name: N, encode: (w: XdrWriter) => void, decode: ResultDecoder<R>, opts?: CallOptions): Promise<R> {
     const codec = this.codec(name);
-    const started = Date.now();
-    for (let attempt = 0; ; attempt++) {
-      this.counts[name as string] = (this.counts[name as string] ?? 0) + 1;
-      const res = (await this.rpc.call(codec.proc, encode, codec.decodeRes, { prog: this.table.prog, vers: this.table.vers, ...opts })) as ResOf<T, N>;
-      const retry = this.opts.retryLater;
-      if (!retry || !retry(res)) return res;
-      const limit = this.opts.retryForMs ?? 0;
-      if (limit > 0 && Date.now() - started >= limit) return res;
-      this.laterRetries++;
-      await sleep(Math.min(100 * 2 ** attempt, 5000));
-    }
+    this.counts[name as string]!++;
+    return this.rpc.call(codec.proc, encode, decode, opts ? { ...this.callOpts, ...opts } : this.callOpts);
   }
 
   private codec(name: string): ProcedureCodec<any, any> {

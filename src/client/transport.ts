@@ -18,8 +18,8 @@
 // - readDirect (optional) reads into the caller's buffer without the read
 //   cache; a transport without it is always read through the cache.
 
-import type { XdrWriter } from '../xdr/index.js';
-import { encodenfs_fh3, NFS_V3_TABLE, stable_how, type fattr3, type nfs_fh3, type wcc_data } from '../proto/nfs3.gen.js';
+import type { XdrReader, XdrWriter } from '../xdr/index.js';
+import { decodepost_op_attr, encodenfs_fh3, NFS_V3_TABLE, stable_how, type fattr3, type nfs_fh3, type wcc_data } from '../proto/nfs3.gen.js';
 import { NfsStatusError } from './errors.js';
 import type { ProgramClient } from './program.js';
 
@@ -30,12 +30,12 @@ export interface ReadResult {
   data: Buffer;
   eof: boolean;
   /** The file's attributes after the read, when the transport has them. */
-  attrs?: fattr3;
+  attrs?: fattr3 | undefined;
   /**
    * When `data` is a view of a pooled buffer: gives it back. Call it once
    * nothing uses `data` (after copying it out); never calling it is fine.
    */
-  release?: () => void;
+  release?: (() => void) | undefined;
 }
 
 export interface WriteResult {
@@ -98,16 +98,8 @@ export class RpcTransport implements DataTransport {
 
   constructor(private readonly nfs: Nfs3Program) {}
 
-  async read(fh: nfs_fh3, offset: number, count: number): Promise<ReadResult> {
-    let release: (() => void) | undefined;
-    const res = await this.nfs.call('READ', { file: fh, offset: BigInt(offset), count }, { onRecord: (r) => (release = r) });
-    if (res.status !== 0) throw new NfsStatusError(res.status, 'READ');
-    const ok = res.resok;
-    // A server may send fewer data bytes than its count says; trust the data.
-    const data = ok.data.length > ok.count ? ok.data.subarray(0, ok.count) : ok.data;
-    const out: ReadResult = { data, eof: ok.eof, attrs: ok.file_attributes };
-    if (release) out.release = release;
-    return out;
+  read(fh: nfs_fh3, offset: number, count: number): Promise<ReadResult> {
+    return this.nfs.callWith('READ', (w) => encodeReadArgs(w, fh, offset, count), decodeReadResult);
   }
 
   async write(fh: nfs_fh3, offset: number, data: readonly Buffer[], length: number, stable: StableHow): Promise<WriteResult> {
@@ -122,6 +114,30 @@ export class RpcTransport implements DataTransport {
     if (res.status !== 0) throw new NfsStatusError(res.status, 'COMMIT');
     return { verf: Buffer.from(res.resok.verf), wcc: res.resok.file_wcc };
   }
+}
+
+/** READ3args, with the offset as a number. */
+function encodeReadArgs(w: XdrWriter, fh: nfs_fh3, offset: number, count: number): void {
+  encodenfs_fh3(w, fh);
+  w.uhyper(offset);
+  w.uint(count);
+}
+
+/**
+ * READ3res as a ReadResult, decoded as the reply comes in (a failure
+ * throws NfsStatusError). The data is a view of the reply; `release`, when
+ * the reply came in a pooled buffer, gives it back.
+ */
+function decodeReadResult(r: XdrReader, release: (() => void) | undefined): ReadResult {
+  const status = r.uint();
+  if (status !== 0) throw new NfsStatusError(status, 'READ');
+  const attrs = decodepost_op_attr(r);
+  const count = r.uint();
+  const eof = r.bool();
+  let data = r.opaque(0xffffffff);
+  // A server may send fewer data bytes than its count says; trust the data.
+  if (data.length > count) data = data.subarray(0, count);
+  return { data, eof, attrs, release };
 }
 
 /**

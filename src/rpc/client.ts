@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import { randomInt } from 'node:crypto';
 import { XdrReader, XdrWriter, XdrError } from '../xdr/index.js';
 import { RecordDecoder, RecordTooLargeError, STREAM_MIN } from './record.js';
-import { AUTH_NONE, AcceptStat, type AuthSys, decodeReplyHeader, encodeAuthSys, encodeCallHeader, type OpaqueAuth } from './message.js';
+import { AUTH_NONE, AcceptStat, type AuthSys, decodeReplyHeader, encodeAuthSys, encodeCallHeader, MsgType, type OpaqueAuth, RPC_VERSION } from './message.js';
 import {
   acceptError,
   RpcAuthError,
@@ -30,6 +30,8 @@ const RECEIVE_MIN = 32 * 1024;
  * straight into the record's own buffer instead of a slab and a copy.
  */
 const HEAD_READ = 512;
+/** Calls queued in one tick with at most this many bytes in all are copied into one buffer for one write. */
+const COALESCE_MAX = 64 * 1024;
 /** Room past a power of two in the record pool's classes, for an RPC and NFS reply header. */
 const RECORD_SLACK = 4096;
 
@@ -57,13 +59,25 @@ export interface CallOptions {
   vers?: number;
   timeoutMs?: number;
   /**
-   * Called before the call resolves when its reply was received into a
-   * pooled buffer (a large reply), with the function that gives that buffer
-   * back: call it once nothing uses the decoded results' views of it (READ
-   * data). Never calling it is fine (the buffer is then collected).
+   * A decoded result (or what the decoder threw) that asks for the call to
+   * be sent again later (NFS3ERR_JUKEBOX): it goes out again, with a new
+   * XID, after a growing delay, for at most `retryForMs` (0 = forever); the
+   * caller sees only the last outcome.
    */
-  onRecord?: (release: () => void) => void;
+  retryLater?: (res: unknown) => boolean;
+  retryForMs?: number;
 }
+
+/**
+ * Reads the results of a SUCCESS reply. `release` is given when the reply
+ * was received into a pooled buffer (a large reply): calling it gives that
+ * buffer back, so a decoder whose results are views of it (READ data) may
+ * pass it on, to be called once nothing uses them. Never calling it is fine
+ * (the buffer is then collected).
+ */
+export type ResultDecoder<T> = (r: XdrReader, release: (() => void) | undefined) => T;
+
+const NO_OPTIONS: CallOptions = {};
 
 interface Pending {
   xid: number;
@@ -71,23 +85,38 @@ interface Pending {
   proc: number;
   request: Buffer[];
   sent: boolean;
-  onRecord?: (release: () => void) => void;
-  timer?: NodeJS.Timeout;
-  resolve: (r: XdrReader) => void;
+  decode: ResultDecoder<unknown>;
+  opts: CallOptions;
+  /** performance.now() past which the call fails (0: never). */
+  deadline: number;
+  timeoutMs: number;
+  /** When the first attempt was made (for retryForMs). */
+  started: number;
+  laterAttempts: number;
+  resolve: (v: unknown) => void;
   reject: (e: Error) => void;
 }
 
 export class RpcClient extends EventEmitter {
   private socket: net.Socket | undefined;
-  /** The socket whose writes are held until the current tick's work is done. */
-  private corkedSocket: net.Socket | undefined;
+  /** Requests waiting for the end of the current tick, when they go out in one write. */
+  private outq: Buffer[] = [];
+  private outBytes = 0;
+  private flushQueued = false;
+  /** The call header from the message type to the program version (CALL, RPC version, program, version), by program and version. */
+  private readonly callHeads = new Map<number, Map<number, Buffer>>();
+  /** The credential and verifier, encoded once. */
+  private readonly credVerf: Buffer;
+  /** Fires at the earliest deadline of the calls waiting, when it is armed. */
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private deadlineAt = Infinity;
   private slab: Buffer = Buffer.alloc(0);
   private slabUsed = 0;
   /** The last reply completed was a large one (see HEAD_READ). */
   private largeLast = false;
   private connecting: Promise<void> | undefined;
   private decoder: RecordDecoder;
-  /** Large reply records, given back by callers that copied what they needed (see CallOptions.onRecord). */
+  /** Large reply records, given back by callers that copied what they needed (see ResultDecoder). */
   private readonly records: BufferPool;
   private readonly recordReleases = new WeakMap<Buffer, () => void>();
   private readonly allocRecord = (n: number): Buffer => {
@@ -108,6 +137,8 @@ export class RpcClient extends EventEmitter {
   readonly maxRecord: number;
   /** Calls sent again after a reconnect. */
   retransmits = 0;
+  /** Calls sent again because the result asked for it (CallOptions.retryLater). */
+  laterRetries = 0;
 
   constructor(readonly opts: RpcClientOptions) {
     super();
@@ -121,6 +152,10 @@ export class RpcClient extends EventEmitter {
     this.decoder = new RecordDecoder(this.maxRecord, this.allocRecord, 0);
     const c = opts.cred;
     this.cred = !c ? AUTH_NONE : 'flavor' in c ? c : encodeAuthSys(c);
+    const w = new XdrWriter(512);
+    encodeCallHeader(w, 0, 0, 0, 0, this.cred);
+    // What follows the 24 bytes of xid, type, rpcvers, prog, vers and proc.
+    this.credVerf = Buffer.from(w.toBuffer().subarray(24));
     this.log = opts.logger ?? silentLogger;
   }
 
@@ -138,40 +173,99 @@ export class RpcClient extends EventEmitter {
    * Call a procedure. `encode` writes the arguments; `decode` reads the
    * results of a SUCCESS reply (a decode error becomes RpcProtocolError).
    */
-  async call<T>(proc: number, encode: ((w: XdrWriter) => void) | undefined, decode: (r: XdrReader) => T, opts: CallOptions = {}): Promise<T> {
-    if (this.closed) throw new RpcConnectionError('client is closed');
+  call<T>(proc: number, encode: ((w: XdrWriter) => void) | undefined, decode: ResultDecoder<T>, opts: CallOptions = NO_OPTIONS): Promise<T> {
+    if (this.closed) return Promise.reject(new RpcConnectionError('client is closed'));
     const prog = opts.prog ?? this.opts.prog;
     const vers = opts.vers ?? this.opts.vers;
     const xid = this.nextXid();
+    let request: Buffer[];
+    try {
+      request = this.encodeCall(xid, prog, vers, proc, encode);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const timeoutMs = opts.timeoutMs ?? this.opts.timeoutMs ?? 60_000;
+    const now = performance.now();
+    return new Promise<T>((resolve, reject) => {
+      this.enqueue({
+        xid,
+        prog,
+        proc,
+        request,
+        sent: false,
+        decode,
+        opts,
+        deadline: timeoutMs > 0 ? now + timeoutMs : 0,
+        timeoutMs,
+        started: now,
+        laterAttempts: 0,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+      });
+    });
+  }
+
+  /** The call's record: record mark, header (mostly copied from templates), arguments. */
+  private encodeCall(xid: number, prog: number, vers: number, proc: number, encode: ((w: XdrWriter) => void) | undefined): Buffer[] {
     const w = new XdrWriter(256);
     w.uint(0); // record mark, patched below
-    encodeCallHeader(w, xid, prog, vers, proc, this.cred);
+    w.uint(xid);
+    w.opaqueFixed(this.callHead(prog, vers));
+    w.uint(proc);
+    w.opaqueFixed(this.credVerf);
     encode?.(w);
     const request = w.chunksList();
     request[0]!.writeUInt32BE((0x8000_0000 | (w.length - 4)) >>> 0, 0);
+    return request;
+  }
 
-    const reader = await new Promise<XdrReader>((resolve, reject) => {
-      const p: Pending = { xid, prog, proc, request, sent: false, resolve, reject };
-      if (opts.onRecord) p.onRecord = opts.onRecord;
-      const timeoutMs = opts.timeoutMs ?? this.opts.timeoutMs ?? 60_000;
-      if (timeoutMs > 0) {
-        p.timer = setTimeout(() => {
-          this.pending.delete(xid);
-          reject(new RpcTimeoutError(timeoutMs));
-        }, timeoutMs);
-      }
-      this.pending.set(xid, p);
-      // The first call waiting keeps the process alive (onData lets go when none is left).
-      if (this.pending.size === 1) this.socket?.ref();
-      if (this.socket && !this.connecting) this.transmit(p);
-      else this.ensureConnection().catch(() => undefined);
-    });
-    try {
-      return decode(reader);
-    } catch (err) {
-      if (err instanceof XdrError) throw new RpcProtocolError(`malformed reply to procedure ${proc}: ${err.message}`);
-      throw err;
+  private callHead(prog: number, vers: number): Buffer {
+    let byVers = this.callHeads.get(prog);
+    if (!byVers) this.callHeads.set(prog, (byVers = new Map()));
+    let b = byVers.get(vers);
+    if (!b) {
+      const w = new XdrWriter(16);
+      w.uint(MsgType.CALL).uint(RPC_VERSION).uint(prog).uint(vers);
+      b = w.toBuffer();
+      byVers.set(vers, b);
     }
+    return b;
+  }
+
+  private enqueue(p: Pending): void {
+    this.pending.set(p.xid, p);
+    if (p.deadline > 0 && p.deadline < this.deadlineAt) this.armDeadline(p.deadline);
+    // The first call waiting keeps the process alive (onData lets go when none is left).
+    if (this.pending.size === 1) this.socket?.ref();
+    if (this.socket && !this.connecting) this.transmit(p);
+    else this.ensureConnection().catch(() => undefined);
+  }
+
+  /**
+   * One timer for all calls, at the earliest deadline: a call costs no
+   * timer of its own, and a sweep that finds calls not yet due arms the
+   * timer again for the next one.
+   */
+  private armDeadline(at: number): void {
+    clearTimeout(this.deadlineTimer);
+    this.deadlineAt = at;
+    this.deadlineTimer = setTimeout(() => this.sweepDeadlines(), Math.max(0, at - performance.now()) + 1);
+    // Waiting calls keep the process alive through the socket; the timer alone must not.
+    this.deadlineTimer.unref();
+  }
+
+  private sweepDeadlines(): void {
+    this.deadlineTimer = undefined;
+    this.deadlineAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const p of this.pending.values()) {
+      if (p.deadline === 0) continue;
+      if (p.deadline <= now) this.fail(p, new RpcTimeoutError(p.timeoutMs));
+      else if (p.deadline < next) next = p.deadline;
+    }
+    if (next < Infinity) this.armDeadline(next);
+    if (this.pending.size === 0) this.socket?.unref();
   }
 
   /** Close the connection; calls still waiting fail. */
@@ -179,6 +273,7 @@ export class RpcClient extends EventEmitter {
     this.closed = true;
     clearTimeout(this.reconnectTimer);
     this.failAll(new RpcConnectionError('client closed'));
+    this.dropQueued();
     this.socket?.destroy();
     this.socket = undefined;
   }
@@ -190,22 +285,43 @@ export class RpcClient extends EventEmitter {
 
   /**
    * Calls made before the current callback and its promise jobs are done
-   * share one writev: callers that send their next call as a reply comes in
-   * (many replies arrive in one read) cost one syscall for the batch, and
-   * no call waits for a later turn of the event loop.
+   * go out together at the end of the tick: callers that send their next
+   * call as a reply comes in (many replies arrive in one read) cost one
+   * write for the batch, and no call waits for a later turn of the loop.
    */
   private transmit(p: Pending): void {
-    const s = this.socket!;
     p.sent = true;
-    if (this.corkedSocket !== s) {
-      this.corkedSocket = s;
-      s.cork();
-      process.nextTick(() => {
-        if (this.corkedSocket === s) this.corkedSocket = undefined;
-        s.uncork();
-      });
+    for (const c of p.request) {
+      this.outq.push(c);
+      this.outBytes += c.length;
     }
-    for (const c of p.request) s.write(c);
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      process.nextTick(this.flush);
+    }
+  }
+
+  private readonly flush = (): void => {
+    this.flushQueued = false;
+    const s = this.socket;
+    const q = this.outq;
+    const bytes = this.outBytes;
+    this.dropQueued();
+    // Closed meanwhile: onClose marked the calls unsent; the next connection sends them.
+    if (!s || q.length === 0) return;
+    if (q.length === 1) s.write(q[0]!);
+    else if (bytes <= COALESCE_MAX) s.write(Buffer.concat(q, bytes));
+    else {
+      // Large arguments (WRITE data) go by reference, in one writev.
+      s.cork();
+      for (const c of q) s.write(c);
+      s.uncork();
+    }
+  };
+
+  private dropQueued(): void {
+    this.outq = [];
+    this.outBytes = 0;
   }
 
   /**
@@ -299,6 +415,7 @@ export class RpcClient extends EventEmitter {
     this.socket = undefined;
     if (this.closed) return;
     this.emit('disconnect');
+    this.dropQueued();
     if (this.opts.reconnect === false) {
       this.failAll(new RpcConnectionError('connection closed by server'));
       return;
@@ -342,7 +459,7 @@ export class RpcClient extends EventEmitter {
     } catch (err) {
       const xid = rec.length >= 4 ? rec.readUInt32BE(0) : -1;
       const p = this.pending.get(xid);
-      if (p) this.settle(p, new RpcProtocolError(`malformed reply header: ${(err as Error).message}`));
+      if (p) this.fail(p, new RpcProtocolError(`malformed reply header: ${(err as Error).message}`));
       else this.log.debug('ignoring a malformed record');
       return;
     }
@@ -351,29 +468,58 @@ export class RpcClient extends EventEmitter {
       this.log.debug({ xid: head.xid }, 'reply for no waiting call');
       return;
     }
-    if (head.kind === 'rpc_mismatch') this.settle(p, new RpcMismatchError(head.low, head.high));
-    else if (head.kind === 'auth_error') this.settle(p, new RpcAuthError(head.stat));
-    else if (head.stat !== AcceptStat.SUCCESS) this.settle(p, acceptError(head.stat, p.prog, p.proc, head.mismatch));
+    if (head.kind === 'rpc_mismatch') this.fail(p, new RpcMismatchError(head.low, head.high));
+    else if (head.kind === 'auth_error') this.fail(p, new RpcAuthError(head.stat));
+    else if (head.stat !== AcceptStat.SUCCESS) this.fail(p, acceptError(head.stat, p.prog, p.proc, head.mismatch));
     else {
-      const release = p.onRecord && this.recordReleases.get(rec);
-      if (release) p.onRecord!(release);
-      this.settle(p, r);
+      let value: unknown;
+      let threw = false;
+      try {
+        value = p.decode(r, this.recordReleases.get(rec));
+      } catch (err) {
+        value = err;
+        threw = true;
+      }
+      // The predicate sees what the caller would: the result, or what the decoder threw.
+      if (p.opts.retryLater?.(value) && this.sendLater(p)) return;
+      if (!threw) {
+        this.pending.delete(p.xid);
+        p.resolve(value);
+      } else {
+        this.fail(p, value instanceof XdrError ? new RpcProtocolError(`malformed reply to procedure ${p.proc}: ${value.message}`) : (value as Error));
+      }
     }
   }
 
-  private settle(p: Pending, result: XdrReader | RpcError): void {
+  private fail(p: Pending, err: Error): void {
     this.pending.delete(p.xid);
-    clearTimeout(p.timer);
-    if (result instanceof XdrReader) p.resolve(result);
-    else p.reject(result);
+    p.reject(err);
+  }
+
+  /** Sends a call again later under a new XID, unless its retryForMs is used up; false then. */
+  private sendLater(p: Pending): boolean {
+    const limit = p.opts.retryForMs ?? 0;
+    if (limit > 0 && performance.now() - p.started >= limit) return false;
+    this.pending.delete(p.xid);
+    this.laterRetries++;
+    const delay = Math.min(100 * 2 ** p.laterAttempts++, 5000);
+    setTimeout(() => {
+      if (this.closed) return p.reject(new RpcConnectionError('client closed'));
+      p.xid = this.nextXid();
+      p.request[0]!.writeUInt32BE(p.xid, 4);
+      p.sent = false;
+      if (p.deadline > 0) p.deadline = performance.now() + p.timeoutMs;
+      this.enqueue(p);
+    }, delay);
+    return true;
   }
 
   private failAll(err: Error): void {
-    for (const p of this.pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(err);
-    }
+    for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = undefined;
+    this.deadlineAt = Infinity;
   }
 }
 

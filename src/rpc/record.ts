@@ -23,6 +23,8 @@ export class RecordTooLargeError extends Error {
  */
 export class RecordDecoder {
   private chunks: Buffer[] = [];
+  /** Bytes of chunks[0] already taken (the chunk is not sliced for each header and record). */
+  private head = 0;
   private buffered = 0;
   private fragments: Buffer[] = [];
   private recordLen = 0;
@@ -91,7 +93,7 @@ export class RecordDecoder {
         if (len >= STREAM_MIN && this.buffered - 4 >= this.fillFrom) this.startFill(len, (header & LAST_FRAGMENT) !== 0);
         return out;
       }
-      this.take(4);
+      this.skip(4);
       this.fragment(len > 0 ? this.take(len) : undefined, (header & LAST_FRAGMENT) !== 0, out);
     }
   }
@@ -112,25 +114,27 @@ export class RecordDecoder {
 
   /** Moves the buffered part of a `len`-byte fragment (all that is buffered) into its own buffer. */
   private startFill(len: number, last: boolean): void {
-    this.take(4);
+    this.skip(4);
     const buf = this.alloc ? this.alloc(len) : Buffer.allocUnsafe(len);
     let filled = 0;
-    for (const c of this.chunks) filled += c.copy(buf, filled);
+    for (let i = 0; i < this.chunks.length; i++) filled += this.chunks[i]!.copy(buf, filled, i === 0 ? this.head : 0);
     this.chunks = [];
+    this.head = 0;
     this.buffered = 0;
     this.fill = { buf, filled, last };
   }
 
   private peekHeader(): number {
     const first = this.chunks[0]!;
-    if (first.length >= 4) return first.readUInt32BE(0);
+    if (first.length - this.head >= 4) return first.readUInt32BE(this.head);
     const b = Buffer.allocUnsafe(4);
     let n = 0;
-    for (const c of this.chunks) {
-      const k = Math.min(4 - n, c.length);
-      c.copy(b, n, 0, k);
+    for (let i = 0; i < this.chunks.length && n < 4; i++) {
+      const c = this.chunks[i]!;
+      const from = i === 0 ? this.head : 0;
+      const k = Math.min(4 - n, c.length - from);
+      c.copy(b, n, from, from + k);
       n += k;
-      if (n === 4) break;
     }
     return b.readUInt32BE(0);
   }
@@ -139,25 +143,48 @@ export class RecordDecoder {
   private take(n: number): Buffer {
     this.buffered -= n;
     const first = this.chunks[0]!;
-    if (first.length > n) {
-      this.chunks[0] = first.subarray(n);
-      return first.subarray(0, n);
+    const start = this.head;
+    const avail = first.length - start;
+    if (avail > n) {
+      this.head += n;
+      return first.subarray(start, start + n);
     }
-    if (first.length === n) {
+    if (avail === n) {
       this.chunks.shift();
-      return first;
+      this.head = 0;
+      return start === 0 ? first : first.subarray(start);
     }
     const out = this.alloc ? this.alloc(n) : Buffer.allocUnsafe(n);
     let off = 0;
     while (off < n) {
       const c = this.chunks[0]!;
-      const k = Math.min(n - off, c.length);
-      c.copy(out, off, 0, k);
+      const k = Math.min(n - off, c.length - this.head);
+      c.copy(out, off, this.head, this.head + k);
       off += k;
-      if (k === c.length) this.chunks.shift();
-      else this.chunks[0] = c.subarray(k);
+      if (this.head + k === c.length) {
+        this.chunks.shift();
+        this.head = 0;
+      } else {
+        this.head += k;
+      }
     }
     return out;
+  }
+
+  /** Drop `n` buffered bytes (a record mark) without making a view of them. */
+  private skip(n: number): void {
+    this.buffered -= n;
+    while (n > 0) {
+      const c = this.chunks[0]!;
+      const k = Math.min(n, c.length - this.head);
+      n -= k;
+      if (this.head + k === c.length) {
+        this.chunks.shift();
+        this.head = 0;
+      } else {
+        this.head += k;
+      }
+    }
   }
 }
 

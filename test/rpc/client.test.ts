@@ -22,6 +22,7 @@ import {
 import { XdrWriter } from '../../src/xdr/index.js';
 
 const PROG = 0x2000_0202;
+const laterCalls = new Map<number, number[]>();
 
 function program(): Map<number, ProcedureDef> {
   return new Map<number, ProcedureDef>([
@@ -30,6 +31,15 @@ function program(): Map<number, ProcedureDef> {
     [2, { name: 'SLEEP', handler: async (r) => { const ms = r.uint(); await sleep(ms); return (w) => w.uint(ms); } }],
     [3, { name: 'FAIL', handler: () => { throw new Error('boom'); } }],
     [4, { name: 'UID', handler: (_r, ctx) => (w) => w.uint(ctx.authSys?.uid ?? 0xffff_ffff) }],
+    // "Try later" (1) until called `n` times for `key`, then done (0); the xids seen are kept.
+    [5, { name: 'LATER', handler: (r, ctx) => {
+      const key = r.uint();
+      const n = r.uint();
+      const seen = laterCalls.get(key) ?? [];
+      seen.push(ctx.xid);
+      laterCalls.set(key, seen);
+      return (w) => w.uint(seen.length < n ? 1 : 0);
+    } }],
   ]);
 }
 
@@ -86,6 +96,48 @@ test('a call times out with RpcTimeoutError and a late reply is ignored', async 
   await assert.rejects(client.call(2, (w) => w.uint(300), (r) => r.uint(), { timeoutMs: 50 }), RpcTimeoutError);
   assert.equal(await client.call(2, (w) => w.uint(1), (r) => r.uint()), 1);
   await sleep(300);
+  client.close();
+  await server.close();
+});
+
+test('timeouts: a short call behind a long one still times out on time; calls without one wait', async () => {
+  const { server, port } = await startServer();
+  const client = new RpcClient({ host: '127.0.0.1', port, prog: PROG, vers: 1, timeoutMs: 0 });
+  const long = client.call(2, (w) => w.uint(400), (r) => r.uint(), { timeoutMs: 5_000 });
+  const forever = client.call(2, (w) => w.uint(450), (r) => r.uint());
+  const t0 = performance.now();
+  await assert.rejects(client.call(2, (w) => w.uint(300), (r) => r.uint(), { timeoutMs: 60 }), RpcTimeoutError);
+  const took = performance.now() - t0;
+  assert.ok(took >= 55 && took < 250, `the 60 ms call failed after ${took.toFixed(0)} ms`);
+  assert.equal(await long, 400);
+  assert.equal(await forever, 450);
+  client.close();
+  await server.close();
+});
+
+test('retryLater: a result that asks is sent again with a new xid, after a growing delay, until done or out of time', async () => {
+  const { server, port } = await startServer();
+  const client = new RpcClient({ host: '127.0.0.1', port, prog: PROG, vers: 1 });
+  const later = (res: unknown) => res === 1;
+  const t0 = performance.now();
+  assert.equal(await client.call(5, (w) => w.uint(1).uint(3), (r) => r.uint(), { retryLater: later }), 0);
+  const took = performance.now() - t0;
+  const xids = laterCalls.get(1)!;
+  assert.equal(xids.length, 3);
+  assert.equal(new Set(xids).size, 3, 'each attempt has its own xid');
+  assert.ok(took >= 290, `two retries wait 100 + 200 ms, took ${took.toFixed(0)}`);
+  assert.equal(client.laterRetries, 2);
+  // Out of time: the caller gets the last "try later" result.
+  assert.equal(await client.call(5, (w) => w.uint(2).uint(100), (r) => r.uint(), { retryLater: later, retryForMs: 250 }), 1);
+  assert.ok(laterCalls.get(2)!.length >= 2 && laterCalls.get(2)!.length <= 3, `${laterCalls.get(2)!.length} attempts in 250 ms`);
+  // What the decoder throws is offered to the predicate too.
+  const err = new Error('try later');
+  const thrown = client.call(5, (w) => w.uint(3).uint(2), (r) => {
+    if (r.uint() === 1) throw err;
+    return 'done';
+  }, { retryLater: (e) => e === err });
+  assert.equal(await thrown, 'done');
+  assert.equal(laterCalls.get(3)!.length, 2);
   client.close();
   await server.close();
 });

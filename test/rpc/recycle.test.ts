@@ -127,7 +127,10 @@ test('records whose handler does not recycle them are never reused', async () =>
 /** A FILLED reply as a view into the client's record, with the release the client offered. */
 async function filled(value: number, n = 1 << 20): Promise<{ data: Buffer; release: (() => void) | undefined }> {
   let release: (() => void) | undefined;
-  const data = await client.call(5, (w) => (w.uint(n), w.uint(value)), (r) => r.opaque(64 << 20), { onRecord: (fn) => (release = fn) });
+  const data = await client.call(5, (w) => (w.uint(n), w.uint(value)), (r, rel) => {
+    release = rel;
+    return r.opaque(64 << 20);
+  });
   return { data, release };
 }
 
