@@ -270,6 +270,22 @@ describe('connecting', () => {
     assert.ok(st.isDirectory());
     assert.ok(c.stats().jukeboxRetries >= 2);
   });
+
+  test('a READ answered NFS3ERR_JUKEBOX is sent again and returns the data', async () => {
+    const s = await server();
+    s.addFile('busy', Buffer.from('data after a wait'));
+    const c = await client(s);
+    let n = 0;
+    s.hooks.read = () => (n++ < 2 ? nfsstat3.NFS3ERR_JUKEBOX : undefined);
+    const h = await c.open('busy', 'r');
+    const buf = Buffer.alloc(64);
+    // Not sequential from 0: an uncached READ of its own, whose decoder throws on the status.
+    const { bytesRead } = await h.read(buf, 0, 64, 5);
+    assert.equal(buf.subarray(0, bytesRead).toString(), 'after a wait');
+    assert.equal(n, 3);
+    assert.equal(c.stats().jukeboxRetries, 2);
+    await h.close();
+  });
 });
 
 describe('mounting below the export', () => {
