@@ -232,7 +232,7 @@ describe('libnfs-utils against tsnfs', { skip }, () => {
         // The commands checked the data they got, so a reply tshark could not
         // reassemble after a loopback retransmission is excused, and reported.
         const excused = assertEveryCallAnswered(a, summary);
-        if (excused.length > 0) t.diagnostic(`replies not reassembled after a retransmission: ${JSON.stringify(excused)}`);
+        if (excused.length > 0) t.diagnostic(`messages not reassembled after a retransmission: ${JSON.stringify(excused)}`);
       } catch (e) {
         keep = true;
         throw e;

@@ -74,6 +74,8 @@ describe('analyzeCapture', { skip: missingCapture() }, () => {
       assert.equal(a.rpcReplies, 0);
       assert.deepEqual(a.unanswered.map((u) => [u.xid, u.name]), [[0x1234, 'NFS3 GETATTR']]);
       assert.deepEqual([...a.disturbedStreams], []);
+      assert.deepEqual(a.orphanReplies, []);
+      assert.throws(() => assertEveryCallAnswered(a, 'one call'), /calls with no reply on streams without retransmissions/);
       assert.ok(!a.protocols.has('udp'), 'capture markers must not be counted');
     } finally {
       sock?.destroy();
@@ -192,6 +194,6 @@ describe('nfs-ganesha, libnfs-utils and tshark together', { skip }, () => {
       assert.ok(callsOf(a, proc) > 0, `${proc} not seen: ${summary}`);
     }
     const excused = assertEveryCallAnswered(a, summary);
-    if (excused.length > 0) t.diagnostic(`replies not reassembled after a retransmission: ${JSON.stringify(excused)}`);
+    if (excused.length > 0) t.diagnostic(`messages not reassembled after a retransmission: ${JSON.stringify(excused)}`);
   }));
 });

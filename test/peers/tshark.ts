@@ -293,6 +293,8 @@ export interface CaptureAnalysis {
   rpcErrors: string[];
   /** Calls with no reply of the same xid on the same TCP stream. */
   unanswered: UnansweredCall[];
+  /** Replies to no call seen before them on their stream (the call was not reassembled). */
+  orphanReplies: UnansweredCall[];
   /**
    * TCP streams (tcp.stream) where tshark saw a retransmission, an
    * out-of-order or a lost segment. Loopback retransmits under load (tail
@@ -414,6 +416,7 @@ export async function analyzeCapture(pcap: string, opts: AnalyzeOptions): Promis
     procedures: new Map(),
     rpcErrors: [],
     unanswered: [],
+    orphanReplies: [],
     disturbedStreams: new Set(list(disturbed.stdout.split('\n').join(','))),
   };
   // "stream/xid" of calls not yet answered, in capture order.
@@ -445,7 +448,7 @@ export async function analyzeCapture(pcap: string, opts: AnalyzeOptions): Promis
       if (xids.length === types.length) {
         const key = `${stream}/${xids[i]}`;
         if (t === 0) open.set(key, { frame: Number(frame), stream, xid: xids[i]!, name });
-        else open.delete(key);
+        else if (!open.delete(key)) result.orphanReplies.push({ frame: Number(frame), stream, xid: xids[i]!, name });
       }
       if (!aligned) return;
       let c = result.procedures.get(name);
@@ -473,19 +476,30 @@ export async function analyzeCapture(pcap: string, opts: AnalyzeOptions): Promis
 
 /**
  * Throws unless every call in the capture has its reply, per procedure. A
- * reply may be missing only on a stream where loopback retransmitted, as
- * tshark may not reassemble it there (callers check the data their clients
- * got); those calls are returned, for a diagnostic.
+ * reply (or the call of a reply) may be missing only on a stream where
+ * loopback retransmitted, as tshark may not reassemble it there (callers
+ * check the data their clients got); those messages are returned, for a
+ * diagnostic.
  */
 export function assertEveryCallAnswered(a: CaptureAnalysis, summary: string): UnansweredCall[] {
-  const lost = a.unanswered.filter((u) => !a.disturbedStreams.has(u.stream));
+  const clean = (u: UnansweredCall) => !a.disturbedStreams.has(u.stream);
+  const lost = a.unanswered.filter(clean);
   if (lost.length > 0) throw new Error(`calls with no reply on streams without retransmissions: ${JSON.stringify(lost)}; ${summary}`);
-  if (a.rpcCalls === 0 || a.rpcCalls !== a.rpcReplies + a.unanswered.length) throw new Error(`calls and replies do not pair up; ${summary}`);
-  for (const c of a.procedures.values()) {
-    const excused = a.unanswered.filter((u) => u.name === c.name).length;
-    if (c.replies + excused !== c.calls) throw new Error(`${c.name}: ${c.calls} calls, ${c.replies} replies; ${summary}`);
+  const orphans = a.orphanReplies.filter(clean);
+  if (orphans.length > 0) throw new Error(`replies to no call on streams without retransmissions: ${JSON.stringify(orphans)}; ${summary}`);
+  if (a.rpcCalls === 0 || a.rpcCalls + a.orphanReplies.length !== a.rpcReplies + a.unanswered.length) throw new Error(`calls and replies do not pair up; ${summary}`);
+  // Per procedure only when every message was paired: tshark names no procedure for a reply whose call it lost.
+  if (a.unanswered.length === 0 && a.orphanReplies.length === 0) {
+    for (const c of a.procedures.values()) {
+      if (c.replies !== c.calls) throw new Error(`${c.name}: ${c.calls} calls, ${c.replies} replies; ${summary}`);
+    }
+  } else {
+    for (const c of a.procedures.values()) {
+      const excused = a.unanswered.filter((u) => u.name === c.name).length;
+      if (c.replies + excused < c.calls) throw new Error(`${c.name}: ${c.calls} calls, ${c.replies} replies; ${summary}`);
+    }
   }
-  return a.unanswered;
+  return [...a.unanswered, ...a.orphanReplies];
 }
 
 /** Counts calls of one procedure by name ("NFS3 READ"); 0 when absent. */
