@@ -19,7 +19,7 @@ import {
   RpcTimeoutError,
 } from './errors.js';
 import { type Logger, silentLogger } from '../log.js';
-import { BufferPool } from '../xdr/buffer-pool.js';
+import { RecordBuffers } from '../xdr/buffer-pool.js';
 
 /** Receive buffers while no large record is being filled: slabs of this size, used down to RECEIVE_MIN bytes. */
 const RECEIVE_SLAB = 256 * 1024;
@@ -117,14 +117,7 @@ export class RpcClient extends EventEmitter {
   private connecting: Promise<void> | undefined;
   private decoder: RecordDecoder;
   /** Large reply records, given back by callers that copied what they needed (see ResultDecoder). */
-  private readonly records: BufferPool;
-  private readonly recordReleases = new WeakMap<Buffer, () => void>();
-  private readonly allocRecord = (n: number): Buffer => {
-    if (n < STREAM_MIN) return Buffer.allocUnsafe(n);
-    const { buf, release } = this.records.take(n);
-    this.recordReleases.set(buf, release);
-    return buf;
-  };
+  private readonly records: RecordBuffers;
   private readonly pending = new Map<number, Pending>();
   private xid = randomInt(0, 0x7fffffff);
   private everConnected = false;
@@ -145,11 +138,8 @@ export class RpcClient extends EventEmitter {
     this.maxRecord = opts.maxRecord ?? 4 * 1024 * 1024;
     // Classes a little over powers of two: a 1 MiB READ reply (data plus a
     // few hundred bytes of header) fits the 1 MiB class.
-    const classes: number[] = [];
-    for (let size = STREAM_MIN; size + RECORD_SLACK < this.maxRecord; size *= 2) classes.push(size + RECORD_SLACK);
-    classes.push(this.maxRecord);
-    this.records = new BufferPool(classes);
-    this.decoder = new RecordDecoder(this.maxRecord, this.allocRecord, 0);
+    this.records = new RecordBuffers(STREAM_MIN, this.maxRecord, RECORD_SLACK);
+    this.decoder = new RecordDecoder(this.maxRecord, this.records.alloc, 0);
     const c = opts.cred;
     this.cred = !c ? AUTH_NONE : 'flavor' in c ? c : encodeAuthSys(c);
     const w = new XdrWriter(512);
@@ -387,7 +377,7 @@ export class RpcClient extends EventEmitter {
     this.socket = socket;
     this.everConnected = true;
     this.reconnectDelay = 0;
-    this.decoder = new RecordDecoder(this.maxRecord, this.allocRecord, 0);
+    this.decoder = new RecordDecoder(this.maxRecord, this.records.alloc, 0);
     socket.setNoDelay(true);
     socket.on('error', (err) => this.log.debug({ err }, 'rpc connection error'));
     socket.on('close', () => this.onClose(socket));
@@ -475,7 +465,7 @@ export class RpcClient extends EventEmitter {
       let value: unknown;
       let threw = false;
       try {
-        value = p.decode(r, this.recordReleases.get(rec));
+        value = p.decode(r, this.records.releaseOf(rec));
       } catch (err) {
         value = err;
         threw = true;

@@ -6,7 +6,7 @@
 
 import net from 'node:net';
 import { XdrReader, XdrWriter, XdrError } from '../xdr/index.js';
-import { BufferPool } from '../xdr/buffer-pool.js';
+import { RecordBuffers } from '../xdr/buffer-pool.js';
 import { RecordDecoder, RecordTooLargeError } from './record.js';
 import {
   AcceptStat,
@@ -214,24 +214,14 @@ export class RpcServer {
    * one goes back to the pool when its handler says it kept nothing of it
    * (recycleArgs), else to the garbage collector.
    */
-  private readonly records: BufferPool;
-  private readonly recordReleases = new WeakMap<Buffer, () => void>();
-  private readonly allocRecord = (n: number): Buffer => {
-    if (n < RECORD_POOL_MIN) return Buffer.allocUnsafe(n);
-    const { buf, release } = this.records.take(n);
-    this.recordReleases.set(buf, release);
-    return buf;
-  };
+  private readonly records: RecordBuffers;
 
   constructor(private readonly opts: RpcServerOptions = {}) {
     this.maxRecord = opts.maxRecord ?? 1024 * 1024 + 64 * 1024;
     this.maxInflight = opts.maxInflight ?? 64;
     this.maxWriteBuffer = opts.maxWriteBuffer ?? 8 * 1024 * 1024;
     this.log = opts.logger ?? silentLogger;
-    const classes: number[] = [];
-    for (let size = RECORD_POOL_MIN; size < this.maxRecord; size *= 2) classes.push(size);
-    classes.push(this.maxRecord);
-    this.records = new BufferPool(classes);
+    this.records = new RecordBuffers(RECORD_POOL_MIN, this.maxRecord);
   }
 
   register(pv: ProgramVersion): void {
@@ -276,7 +266,7 @@ export class RpcServer {
 
   /** Serve an already connected socket (e.g. one accepted elsewhere). */
   accept(socket: net.Socket): void {
-    const conn = new Connection(socket, this.maxRecord, this.allocRecord);
+    const conn = new Connection(socket, this.maxRecord, this.records.alloc);
     this.conns.add(conn);
     socket.setNoDelay(true);
     socket.on('data', (data: Buffer) => this.onData(conn, data));
@@ -394,7 +384,7 @@ export class RpcServer {
       this.reply(conn, (w) => encodeAcceptedReply(w, xid, AcceptStat.PROC_UNAVAIL), start, undefined, AcceptStat.PROC_UNAVAIL, '', header);
       return;
     }
-    const ctx = new Call(header, xid, authSys, conn, record.subarray(r.offset), this.recordReleases.get(record));
+    const ctx = new Call(header, xid, authSys, conn, record.subarray(r.offset), this.records.releaseOf(record));
     try {
       await this.call(conn, def, r, ctx, start);
     } finally {

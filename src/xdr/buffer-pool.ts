@@ -51,3 +51,34 @@ export class BufferPool {
 }
 
 function noop(): void {}
+
+/**
+ * Record buffers for an RPC end: from `min` bytes up they come from a
+ * BufferPool whose classes are powers of two from `min` (plus `slack`) up
+ * to `max`, and each remembers its release, so whoever gets the record
+ * later can give it back (`releaseOf`); smaller ones are plain buffers.
+ */
+export class RecordBuffers {
+  private readonly pool: BufferPool;
+  private readonly releases = new WeakMap<Buffer, () => void>();
+
+  constructor(private readonly min: number, max: number, slack = 0) {
+    const classes: number[] = [];
+    for (let size = min; size + slack < max; size *= 2) classes.push(size + slack);
+    classes.push(max);
+    this.pool = new BufferPool(classes);
+  }
+
+  /** For RecordDecoder. */
+  readonly alloc = (n: number): Buffer => {
+    if (n < this.min) return Buffer.allocUnsafe(n);
+    const { buf, release } = this.pool.take(n);
+    this.releases.set(buf, release);
+    return buf;
+  };
+
+  /** The release of a buffer made by `alloc`, if it is pooled. */
+  releaseOf(buf: Buffer): (() => void) | undefined {
+    return this.releases.get(buf);
+  }
+}
