@@ -86,11 +86,14 @@ export interface ProgramVersion {
  * A duplicate request cache: consulted before a non-idempotent call runs, so
  * that a retransmission is answered with the first reply.
  */
-export interface ReplyCache {
-  /** 'run' = new call, 'drop' = the original is still running, else the saved reply. */
-  begin(ctx: CallContext): 'run' | 'drop' | Buffer;
+export interface ReplyCache<Ticket = unknown> {
+  /**
+   * 'drop': the original is still running; a Buffer: the saved reply, to
+   * send again; else a new call, which runs and then hands the ticket to end.
+   */
+  begin(ctx: CallContext): 'drop' | Buffer | Ticket;
   /** The reply was sent (or undefined: the call failed and should run again). */
-  end(ctx: CallContext, reply: Buffer | undefined): void;
+  end(ticket: Ticket, reply: Buffer | undefined): void;
 }
 
 export interface CallRecord {
@@ -395,11 +398,12 @@ export class RpcServer {
   private async call(conn: Connection, def: ProcedureDef, r: XdrReader, ctx: Call, start: bigint): Promise<void> {
     const { xid, header } = ctx;
     const cache = def.idempotent === false ? this.opts.replyCache : undefined;
+    let ticket: unknown;
     if (cache) {
-      const seen = cache.begin(ctx);
-      if (seen === 'drop') return;
-      if (seen !== 'run') {
-        this.send(conn, [seen]);
+      ticket = cache.begin(ctx);
+      if (ticket === 'drop') return;
+      if (Buffer.isBuffer(ticket)) {
+        this.send(conn, [ticket]);
         this.record(ctx, def.name, AcceptStat.SUCCESS, start);
         return;
       }
@@ -412,7 +416,7 @@ export class RpcServer {
       if (err instanceof XdrError) stat = AcceptStat.GARBAGE_ARGS;
       else if (err instanceof RpcAcceptError) stat = err.stat;
       else if (err instanceof AuthError) {
-        cache?.end(ctx, undefined);
+        cache?.end(ticket, undefined);
         this.reply(conn, (w) => encodeAuthErrorReply(w, xid, err.stat), start, ctx, -1, def.name);
         return;
       } else {
@@ -434,7 +438,7 @@ export class RpcServer {
     }
     // Copied now: afterReply callbacks (which may recycle what the chunks
     // reference) run after the socket write, or after this call returns.
-    cache?.end(ctx, stat === AcceptStat.SUCCESS ? Buffer.concat(sent) : undefined);
+    cache?.end(ticket, stat === AcceptStat.SUCCESS ? Buffer.concat(sent) : undefined);
   }
 
   private authenticate(header: CallHeader, pv: ProgramVersion | undefined): AuthSys | undefined {

@@ -62,7 +62,7 @@ interface Entry {
   next: Entry | undefined;
 }
 
-export class DuplicateRequestCache implements ReplyCache {
+export class DuplicateRequestCache implements ReplyCache<Entry> {
   readonly maxEntries: number;
   readonly maxBytes: number;
   readonly ttlMs: number;
@@ -93,9 +93,29 @@ export class DuplicateRequestCache implements ReplyCache {
    * `insert` with the reply, or with undefined if the call should run again.
    */
   lookup(k: DrcKey): DrcLookup {
+    const r = this.reserve(drcKey(k));
+    return r === 'drop' ? 'in-progress' : Buffer.isBuffer(r) ? { reply: r } : 'miss';
+  }
+
+  /** Save the encoded reply of a completed call (undefined: forget the call). */
+  insert(k: DrcKey, reply: Buffer | undefined): void {
+    this.replace(drcKey(k), reply);
+  }
+
+  // The RpcServer's ReplyCache interface: the entry reserved by begin is
+  // end's ticket, so the key is made and hashed once per call.
+  begin(ctx: CallContext): 'drop' | Buffer | Entry {
+    return this.reserve(drcKey(contextKey(ctx)));
+  }
+
+  end(ticket: Entry, reply: Buffer | undefined): void {
+    this.replace(ticket.key, reply);
+  }
+
+  /** A saved reply, 'drop' for a call still running, or the in-progress entry made for a new call. */
+  private reserve(key: string): 'drop' | Buffer | Entry {
     const now = this.now();
     this.expire(now);
-    const key = drcKey(k);
     const e = this.entries.get(key);
     if (e) {
       this.unlink(e);
@@ -103,25 +123,25 @@ export class DuplicateRequestCache implements ReplyCache {
       this.append(e);
       if (e.reply) {
         this.counters.hits++;
-        return { reply: e.reply };
+        return e.reply;
       }
       this.counters.inProgress++;
-      return 'in-progress';
+      return 'drop';
     }
     this.counters.misses++;
-    this.put(key, undefined, ENTRY_OVERHEAD, now);
-    return 'miss';
+    return this.put(key, undefined, ENTRY_OVERHEAD, now);
   }
 
-  /** Save the encoded reply of a completed call (undefined: forget the call). */
-  insert(k: DrcKey, reply: Buffer | undefined): void {
-    const key = drcKey(k);
+  /**
+   * Whatever the key holds now (the call's mark; a retransmission's, if
+   * the mark was evicted meanwhile) gives way to the reply.
+   */
+  private replace(key: string, reply: Buffer | undefined): void {
     const old = this.entries.get(key);
     if (old) this.remove(old);
     if (!reply) return;
     const cost = reply.length + ENTRY_OVERHEAD;
-    if (cost > this.maxBytes) return;
-    this.put(key, reply, cost, this.now());
+    if (cost <= this.maxBytes) this.put(key, reply, cost, this.now());
   }
 
   clear(): void {
@@ -130,19 +150,7 @@ export class DuplicateRequestCache implements ReplyCache {
     this.bytesUsed = 0;
   }
 
-  // The RpcServer's ReplyCache interface.
-  begin(ctx: CallContext): 'run' | 'drop' | Buffer {
-    const r = this.lookup(contextKey(ctx));
-    if (r === 'miss') return 'run';
-    if (r === 'in-progress') return 'drop';
-    return r.reply;
-  }
-
-  end(ctx: CallContext, reply: Buffer | undefined): void {
-    this.insert(contextKey(ctx), reply);
-  }
-
-  private put(key: string, reply: Buffer | undefined, cost: number, now: number): void {
+  private put(key: string, reply: Buffer | undefined, cost: number, now: number): Entry {
     const e: Entry = { key, reply, cost, touched: now, prev: undefined, next: undefined };
     this.entries.set(key, e);
     this.append(e);
@@ -151,6 +159,7 @@ export class DuplicateRequestCache implements ReplyCache {
       this.remove(this.head);
       this.counters.evictions++;
     }
+    return e;
   }
 
   private remove(e: Entry): void {

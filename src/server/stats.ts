@@ -2,12 +2,15 @@
 // microseconds) for `snapshot()` and benchmarks, and the same numbers as
 // Prometheus metrics for `--metrics HOST:PORT`.
 //
-// Recording runs once per call, so label children and histograms are looked
-// up in a Map by a numeric key instead of through prom-client's label hashing.
+// Recording runs once per call, so it only bumps plain numbers of the
+// procedure's entry (found by number and name, no key string): prom-client's
+// labelled inc() and observe() hash their labels every time, together more
+// than half a microsecond. The Prometheus metrics are filled from the
+// entries when scraped.
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Aggregator } from 'prom-client';
 import hdr from 'hdr-histogram-js';
 import type { CallRecord } from '../rpc/index.js';
 import type { DrcCounters } from './drc.js';
@@ -58,22 +61,70 @@ export interface StatsOptions {
 export type Transport = 'rpc' | 'localio';
 
 interface ProcEntry {
+  prog: number;
   program: string;
   version: number;
   procedure: string;
   hist: hdr.Histogram;
-  duration: Histogram.Internal<string>;
-  byStatus: Map<string, Counter.Internal>;
+  /** Calls answered, by status name. */
+  byStatus: Map<string, number>;
   errors: number;
   maxUs: number;
+  /** Calls per DURATION_BUCKETS bucket (not cumulative; past the last: count - sum of these). */
+  buckets: number[];
+  count: number;
+  sumSeconds: number;
+}
+
+/**
+ * tsnfs_rpc_duration_seconds, read from the procedure entries when scraped
+ * rather than observed call by call (see the top of this file). The values
+ * are the ones prom-client's Histogram exports: cumulative buckets, +Inf,
+ * _sum and _count, per label set.
+ */
+class DurationHistogram extends Histogram<string> {
+  static readonly NAME = 'tsnfs_rpc_duration_seconds';
+  static readonly HELP = 'Time from receiving a call to sending its reply';
+
+  constructor(registers: Registry[], private readonly entries: () => Iterable<ProcEntry>) {
+    super({ name: DurationHistogram.NAME, help: DurationHistogram.HELP, labelNames: ['program', 'version', 'procedure'], buckets: DURATION_BUCKETS, registers });
+  }
+
+  // Registry.metrics() reads getForPromString; get() splays its shared labels.
+  async getForPromString(): Promise<{ name: string; help: string; type: 'histogram'; aggregator: Aggregator; values: ExportedValue[] }> {
+    const name = DurationHistogram.NAME;
+    const values: ExportedValue[] = [];
+    for (const e of this.entries()) {
+      const sharedLabels = { program: e.program, version: String(e.version), procedure: e.procedure };
+      let acc = 0;
+      for (let i = 0; i < DURATION_BUCKETS.length; i++) {
+        acc += e.buckets[i]!;
+        values.push({ labels: { le: DURATION_BUCKETS[i]! }, sharedLabels, value: acc, metricName: `${name}_bucket`, exemplar: null });
+      }
+      values.push(
+        { labels: { le: '+Inf' }, sharedLabels, value: e.count, metricName: `${name}_bucket`, exemplar: null },
+        { labels: {}, sharedLabels, value: e.sumSeconds, metricName: `${name}_sum`, exemplar: undefined },
+        { labels: {}, sharedLabels, value: e.count, metricName: `${name}_count`, exemplar: undefined },
+      );
+    }
+    return { name, help: DurationHistogram.HELP, type: 'histogram', aggregator: 'sum', values };
+  }
+}
+
+interface ExportedValue {
+  labels: Record<string, string | number>;
+  sharedLabels: Record<string, string>;
+  value: number;
+  metricName: string;
+  /** As prom-client gives it: null on buckets, undefined on _sum and _count. */
+  exemplar: null | undefined;
 }
 
 export class ServerStats {
   readonly registry = new Registry();
   private readonly programNames: Record<number, string>;
-  private readonly procs = new Map<string, ProcEntry>();
-  private readonly requests: Counter<string>;
-  private readonly duration: Histogram<string>;
+  /** Procedure entries by procedure name (a name is shared by a few programs at most). */
+  private readonly procs = new Map<string, ProcEntry[]>();
   private readonly bytesRead: Counter<string>;
   private readonly bytesWritten: Counter<string>;
   /** Label children by transport: labels() hashes its arguments on every call. */
@@ -87,12 +138,21 @@ export class ServerStats {
   constructor(opts: StatsOptions = {}) {
     this.programNames = { ...PROGRAM_NAMES, ...opts.programNames };
     const registers = [this.registry];
-    this.requests = new Counter({ name: 'tsnfs_rpc_requests_total', help: 'RPC calls answered', labelNames: ['program', 'version', 'procedure', 'status'], registers });
-    this.duration = new Histogram({ name: 'tsnfs_rpc_duration_seconds', help: 'Time from receiving a call to sending its reply', labelNames: ['program', 'version', 'procedure'], buckets: DURATION_BUCKETS, registers });
+    const self = this;
+    new Counter({
+      name: 'tsnfs_rpc_requests_total',
+      help: 'RPC calls answered',
+      labelNames: ['program', 'version', 'procedure', 'status'],
+      registers,
+      collect() {
+        this.reset();
+        for (const e of self.entries()) for (const [status, n] of e.byStatus) this.labels(e.program, String(e.version), e.procedure, status).inc(n);
+      },
+    });
+    new DurationHistogram(registers, () => this.entries());
     this.bytesRead = new Counter({ name: 'tsnfs_read_bytes_total', help: 'File data bytes read by clients', labelNames: ['transport'], registers });
     this.bytesWritten = new Counter({ name: 'tsnfs_written_bytes_total', help: 'File data bytes written by clients', labelNames: ['transport'], registers });
     this.accepted = new Counter({ name: 'tsnfs_connections_accepted_total', help: 'Client connections accepted', registers });
-    const self = this;
     new Gauge({
       name: 'tsnfs_connections',
       help: 'Client connections open',
@@ -113,18 +173,22 @@ export class ServerStats {
   record(prog: number, vers: number, procedure: string, status: number | string, duration: bigint | number): void {
     const e = this.entry(prog, vers, procedure || 'unknown');
     const statusName = typeof status === 'number' ? (STATUS_NAMES[status] ?? String(status)) : status;
-    let c = e.byStatus.get(statusName);
-    if (!c) {
-      c = this.requests.labels(e.program, String(e.version), e.procedure, statusName);
-      e.byStatus.set(statusName, c);
-    }
-    c.inc();
+    e.byStatus.set(statusName, (e.byStatus.get(statusName) ?? 0) + 1);
     if (statusName !== 'success') e.errors++;
     const ns = typeof duration === 'bigint' ? Number(duration) : duration;
     const us = Math.max(1, Math.round(ns / 1000));
     e.hist.recordValue(Math.min(us, HDR_HIGHEST_US));
     if (us > e.maxUs) e.maxUs = us;
-    e.duration.observe(ns / 1e9);
+    const seconds = ns / 1e9;
+    e.count++;
+    e.sumSeconds += seconds;
+    // prom-client's buckets: a value equal to a bound counts in that bound's bucket.
+    for (let i = 0; i < DURATION_BUCKETS.length; i++) {
+      if (seconds <= DURATION_BUCKETS[i]!) {
+        e.buckets[i]!++;
+        break;
+      }
+    }
   }
 
   addBytesRead(n: number, transport: Transport = 'rpc'): void {
@@ -190,7 +254,7 @@ export class ServerStats {
   /** Count, latency percentiles and max per procedure seen so far. */
   snapshot(): ProcStats[] {
     const out: ProcStats[] = [];
-    for (const e of this.procs.values()) {
+    for (const e of this.entries()) {
       const h = e.hist;
       out.push({
         program: e.program,
@@ -228,23 +292,28 @@ export class ServerStats {
     this.registry.clear();
   }
 
+  private *entries(): Iterable<ProcEntry> {
+    for (const list of this.procs.values()) yield* list;
+  }
+
   private entry(prog: number, vers: number, procedure: string): ProcEntry {
-    const key = `${prog}|${vers}|${procedure}`;
-    let e = this.procs.get(key);
-    if (!e) {
-      const program = prog === 0 ? 'unknown' : (this.programNames[prog] ?? String(prog));
-      e = {
-        program,
-        version: vers,
-        procedure,
-        hist: hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: HDR_HIGHEST_US, numberOfSignificantValueDigits: 3, autoResize: false }),
-        duration: this.duration.labels(program, String(vers), procedure),
-        byStatus: new Map(),
-        errors: 0,
-        maxUs: 0,
-      };
-      this.procs.set(key, e);
-    }
+    let list = this.procs.get(procedure);
+    if (!list) this.procs.set(procedure, (list = []));
+    for (const e of list) if (e.prog === prog && e.version === vers) return e;
+    const e: ProcEntry = {
+      prog,
+      program: prog === 0 ? 'unknown' : (this.programNames[prog] ?? String(prog)),
+      version: vers,
+      procedure,
+      hist: hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: HDR_HIGHEST_US, numberOfSignificantValueDigits: 3, autoResize: false }),
+      byStatus: new Map(),
+      errors: 0,
+      maxUs: 0,
+      buckets: DURATION_BUCKETS.map(() => 0),
+      count: 0,
+      sumSeconds: 0,
+    };
+    list.push(e);
     return e;
   }
 }

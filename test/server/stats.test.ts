@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { Histogram, Registry } from 'prom-client';
 import { ServerStats, parseHostPort } from '../../src/server/stats.js';
 import { DuplicateRequestCache } from '../../src/server/drc.js';
 
@@ -77,6 +78,32 @@ test('/metrics over HTTP on an ephemeral port', async () => {
     await stats.close();
   }
   await assert.rejects(get(srv.url));
+});
+
+test('the duration histogram exports what prom-client\'s Histogram would, as text and as JSON', async () => {
+  const stats = new ServerStats({ processMetrics: false });
+  const reference = new Registry();
+  const ref = new Histogram({
+    name: 'tsnfs_rpc_duration_seconds',
+    help: 'Time from receiving a call to sending its reply',
+    labelNames: ['program', 'version', 'procedure'],
+    buckets: [25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [reference],
+  });
+  // Values on bucket bounds, between them, and past the last one.
+  const calls: [string, number][] = [['READ', 25_000], ['READ', 25_001], ['READ', 1_000_000], ['READ', 12e9], ['GETATTR', 3_000], ['GETATTR', 499_999], ['NULL', 2_500_000_000]];
+  for (const [proc, ns] of calls) {
+    stats.record(100003, 3, proc, 0, ns);
+    ref.labels('nfs', '3', proc).observe(ns / 1e9);
+  }
+  stats.record(100005, 3, 'NULL', 0, 40_000n);
+  ref.labels('mount', '3', 'NULL').observe(40e-6);
+  const lines = (text: string): string[] => text.split('\n').filter((l) => l.startsWith('tsnfs_rpc_duration_seconds')).sort();
+  const ours = lines(await stats.registry.metrics());
+  assert.equal(ours.length, 4 * 21);
+  assert.deepEqual(ours, lines(await reference.metrics()));
+  const json = async (r: Registry): Promise<unknown> => (await r.getMetricsAsJSON()).find((m) => m.name === 'tsnfs_rpc_duration_seconds');
+  assert.deepEqual(await json(stats.registry), await json(reference));
 });
 
 test('connection counting without a source', async () => {
