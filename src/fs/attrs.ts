@@ -1,7 +1,7 @@
 // Attribute helpers shared by the backends: time conversions, mode bits,
 // and the pieces of weak cache consistency data.
 
-import type { BigIntStats } from 'node:fs';
+import type { FileStat } from './fast-stat.js';
 import { FileType, type Attrs, type Time, type Wcc } from './backend.js';
 
 export const S_ISUID = 0o4000;
@@ -55,7 +55,7 @@ export function splitDev(dev: bigint): { major: number; minor: number } {
   return { major: Number(major & 0xffffffffn), minor: Number(minor & 0xffffffffn) };
 }
 
-export function statToAttrs(st: BigIntStats): Attrs {
+export function statToAttrs(st: FileStat): Attrs {
   const mode = Number(st.mode);
   return {
     type: typeOfMode(mode),

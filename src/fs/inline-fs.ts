@@ -38,16 +38,15 @@ import {
   fchmodSync,
   fchown as fsFchown,
   fchownSync,
-  lstatSync,
   open as fsOpen,
   openSync,
   read as fsRead,
   readSync,
   unlink as fsUnlink,
   unlinkSync,
-  type BigIntStats,
 } from 'node:fs';
 import { errCode } from './errors.js';
+import { lstatFile, tryLstatFile, type FileStat } from './fast-stat.js';
 import { hostPath } from './names.js';
 
 const O_CREAT = constants.O_CREAT;
@@ -100,11 +99,11 @@ export class InlineFs {
     return true;
   }
 
-  lstat(p: string): Promise<BigIntStats> {
+  lstat(p: string): Promise<FileStat> {
     if (!this.active) return fs.lstat(hostPath(p), { bigint: true });
     const t0 = this.now();
     try {
-      return Promise.resolve(lstatSync(hostPath(p), { bigint: true }));
+      return Promise.resolve(lstatFile(hostPath(p)));
     } catch (err) {
       return Promise.reject(err);
     } finally {
@@ -113,10 +112,10 @@ export class InlineFs {
   }
 
   /** lstat, or undefined where nothing is (ENOENT, ENOTDIR). */
-  async tryLstat(p: string): Promise<BigIntStats | undefined> {
+  async tryLstat(p: string): Promise<FileStat | undefined> {
     try {
       // Inline, an absent name costs no exception (a third of the cost of a found one).
-      if (this.active) return this.timedSync(() => lstatSync(hostPath(p), { bigint: true, throwIfNoEntry: false }));
+      if (this.active) return this.timedSync(() => tryLstatFile(hostPath(p)));
       return await fs.lstat(hostPath(p), { bigint: true });
     } catch (err) {
       const code = errCode(err);

@@ -16,7 +16,7 @@
 // on lookup; listed by readdir without handle or attributes).
 
 import fs from 'node:fs/promises';
-import { constants as C, fdatasync as fsFdatasync, fstat as fsFstat, fstatSync, fsync as fsFsync, ftruncate as fsFtruncate, futimes as fsFutimes, write as fsWrite, type BigIntStats, type Dirent } from 'node:fs';
+import { constants as C, fdatasync as fsFdatasync, fstat as fsFstat, fsync as fsFsync, ftruncate as fsFtruncate, futimes as fsFutimes, write as fsWrite, type Dirent } from 'node:fs';
 import { promisify } from 'node:util';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -38,6 +38,7 @@ import {
 } from './backend.js';
 import { S_ISGID, sameTime, statToAttrs, wccBefore } from './attrs.js';
 import { DirChanges } from './dir-changes.js';
+import { fstatFile, type FileStat } from './fast-stat.js';
 import { DirCookies, buildSnapshot, readPage, type EntryInfo, type Snapshot } from './cookies.js';
 import { errCode, fsError, toFsError } from './errors.js';
 import { BufferPool } from '../xdr/buffer-pool.js';
@@ -117,12 +118,12 @@ interface Located {
   node: Buffer;
   id: NodeId;
   path: string;
-  st: BigIntStats;
+  st: FileStat;
 }
 
 interface Found {
   path: string;
-  st: BigIntStats;
+  st: FileStat;
 }
 
 interface CachedSnapshot {
@@ -370,7 +371,7 @@ export class LocalBackend implements Backend {
         if (errCode(err) !== 'EEXIST') throw err;
         return this.createExisting(cred, d, da, name, await this.io.lstat(target), how);
       }
-      let st: BigIntStats;
+      let st: FileStat;
       let kept = false;
       try {
         st = await this.fstat(fd);
@@ -732,7 +733,7 @@ export class LocalBackend implements Backend {
     return undefined;
   }
 
-  private matches(id: NodeId, st: BigIntStats): boolean {
+  private matches(id: NodeId, st: FileStat): boolean {
     if (st.dev !== this.rootDev || st.ino !== id.ino || st.isDirectory() !== id.dir) return false;
     if (id.ino === this.rootIno) return id.stamp === this.rootStamp && id.inc === 0;
     const e = this.index.get(id.ino);
@@ -741,7 +742,7 @@ export class LocalBackend implements Backend {
   }
 
   /** Record an object seen at `parent/name` and give its node id. */
-  private observe(parent: bigint, name: string, st: BigIntStats): Buffer {
+  private observe(parent: bigint, name: string, st: FileStat): Buffer {
     if (st.ino === this.rootIno) return this.rootId;
     let e = this.index.get(st.ino);
     if (!e) {
@@ -758,13 +759,13 @@ export class LocalBackend implements Backend {
     return this.tagMode ? { tag: crypto.randomBytes(8).readBigUInt64BE() } : {};
   }
 
-  private idOf(st: BigIntStats, e: IndexEntry | undefined): Buffer {
+  private idOf(st: FileStat, e: IndexEntry | undefined): Buffer {
     const stamp = this.tagMode ? (e?.tag ?? 0n) : st.birthtimeNs;
     return encodeId(st.ino, stamp, e?.inc ?? 0, st.isDirectory(), this.tagMode);
   }
 
   /** An object is gone (last link removed): stale ids, no cached descriptor. */
-  private forget(st: BigIntStats): void {
+  private forget(st: FileStat): void {
     // Only directories have listings to tell apart (a file's inode reused
     // as a directory finds its snapshot dropped below).
     if (st.isDirectory()) this.dirGen.set(st.ino, (this.dirGen.peek(st.ino) ?? 0) + 1);
@@ -790,7 +791,7 @@ export class LocalBackend implements Backend {
     this.tombs.set(st.ino, { stamp: st.birthtimeNs, inc: e?.inc ?? 0, at: now });
   }
 
-  private async parentOf(d: Located): Promise<{ node: Buffer; st: BigIntStats }> {
+  private async parentOf(d: Located): Promise<{ node: Buffer; st: FileStat }> {
     if (d.st.ino === this.rootIno) return { node: this.rootId, st: d.st };
     const pp = path.dirname(d.path);
     const st = await this.io.lstat(pp);
@@ -803,7 +804,7 @@ export class LocalBackend implements Backend {
 
   // ---- helpers for the procedures ----
 
-  private async withFile<T>(node: Buffer, writable: boolean, fn: (f: OpenFile, st: BigIntStats) => Promise<T>): Promise<T> {
+  private async withFile<T>(node: Buffer, writable: boolean, fn: (f: OpenFile, st: FileStat) => Promise<T>): Promise<T> {
     const id = parseId(node, this.tagMode);
     const f = await this.fds.acquire(id.ino, id.key, writable, async (w) => {
       const loc = await this.locate(node);
@@ -824,8 +825,8 @@ export class LocalBackend implements Backend {
   }
 
   /** fstat of an open descriptor (see MEMORY_FSTAT_FS). */
-  private async fstat(fd: number): Promise<BigIntStats> {
-    if (this.syncFstat) return fstatSync(fd, { bigint: true });
+  private async fstat(fd: number): Promise<FileStat> {
+    if (this.syncFstat) return fstatFile(fd);
     return new Promise((resolve, reject) => fsFstat(fd, { bigint: true }, (err, st) => (err ? reject(err) : resolve(st))));
   }
 
@@ -846,7 +847,7 @@ export class LocalBackend implements Backend {
   /** openVerified, as a plain descriptor (for the fd cache). */
   private async openVerifiedFd(loc: Located, write: boolean): Promise<number> {
     const fd = await this.io.open(loc.path, (write ? C.O_RDWR : C.O_RDONLY) | C.O_NOFOLLOW);
-    let st: BigIntStats;
+    let st: FileStat;
     try {
       st = await this.fstat(fd);
     } catch (err) {
@@ -865,7 +866,7 @@ export class LocalBackend implements Backend {
    * /proc/self/fd link to an O_PATH descriptor, so a swapped-in symlink
    * cannot redirect chmod/chown/utimes/truncate.
    */
-  private async viaFd<T>(loc: { path: string; st: BigIntStats }, fn: (p: string | Buffer) => Promise<T>): Promise<T> {
+  private async viaFd<T>(loc: { path: string; st: FileStat }, fn: (p: string | Buffer) => Promise<T>): Promise<T> {
     if (!this.procFd) return fn(hostPath(loc.path));
     const fh = await fs.open(hostPath(loc.path), O_PATH | C.O_NOFOLLOW);
     try {
@@ -915,7 +916,7 @@ export class LocalBackend implements Backend {
   }
 
   /** The checks shared by REMOVE, RMDIR and RENAME's source. */
-  private async prepareVictim(cred: Cred, dir: Buffer, name: string): Promise<{ d: Located; da: Attrs; st: BigIntStats; target: string }> {
+  private async prepareVictim(cred: Cred, dir: Buffer, name: string): Promise<{ d: Located; da: Attrs; st: FileStat; target: string }> {
     checkVictimName(name);
     const d = await this.locate(dir);
     const da = statToAttrs(d.st);
@@ -952,7 +953,7 @@ export class LocalBackend implements Backend {
     target: string,
     attrs: SetAttrs,
     own: { uid: number; gid: number; mode: number },
-  ): Promise<BigIntStats> {
+  ): Promise<FileStat> {
     const st0 = await this.io.lstat(target);
     return this.viaFd({ path: target, st: st0 }, async (p) => {
       await this.initOwner(cred, attrs, own, (uid, gid) => fs.chown(p, uid, gid));
@@ -962,7 +963,7 @@ export class LocalBackend implements Backend {
     });
   }
 
-  private async created(d: Located, da: Attrs, name: string, st: BigIntStats): Promise<{ node: Buffer; attrs: Attrs; dirWcc: Wcc }> {
+  private async created(d: Located, da: Attrs, name: string, st: FileStat): Promise<{ node: Buffer; attrs: Attrs; dirWcc: Wcc }> {
     const node = this.observe(d.st.ino, name, st);
     return { node, attrs: statToAttrs(st), dirWcc: await this.dirChanged(d, da) };
   }
@@ -972,7 +973,7 @@ export class LocalBackend implements Backend {
     d: Located,
     da: Attrs,
     name: string,
-    st: BigIntStats,
+    st: FileStat,
     how: CreateHow,
   ): Promise<{ node: Buffer; attrs: Attrs; dirWcc: Wcc }> {
     if (st.dev !== this.rootDev || how.mode === 'guarded' || !st.isFile()) throw fsError('EEXIST');

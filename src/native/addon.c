@@ -136,6 +136,7 @@ static napi_value init(napi_env env, napi_value exports) {
   if (!tsnfs_init_poller(env, exports)) return NULL;
   if (!tsnfs_init_dio(env, exports)) return NULL;
   if (!tsnfs_init_engine(env, exports)) return NULL;
+  if (!tsnfs_init_stat(env, exports)) return NULL;
   return exports;
 }
 

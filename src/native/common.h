@@ -56,6 +56,7 @@ bool tsnfs_init_fdpass(napi_env env, napi_value exports);
 bool tsnfs_init_poller(napi_env env, napi_value exports);
 bool tsnfs_init_dio(napi_env env, napi_value exports);
 bool tsnfs_init_engine(napi_env env, napi_value exports);
+bool tsnfs_init_stat(napi_env env, napi_value exports);
 
 bool tsnfs_export_fn(napi_env env, napi_value exports, const char* name, napi_callback cb);
 

@@ -100,6 +100,11 @@ export interface NativeAddon {
   dropCache?(fd: number, offset: number, length: number): number;
   readonly O_DIRECT: number;
 
+  /** Where lstatInto and fstatInto write their 18 slots (absent in builds before them). */
+  statBuffer?(slots: BigInt64Array): void;
+  lstatInto?(path: string | Buffer): number;
+  fstatInto?(fd: number): number;
+
   engineCreate(
     threads: number,
     queueDepth: number,
