@@ -75,37 +75,48 @@ static napi_value StatBuffer(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* lstatInto(path: string | Buffer) -> 0 | -errno */
-static napi_value LstatInto(napi_env env, napi_callback_info info) {
+/* The one argument of lstatInto and fstatInto, once statBuffer was called;
+ * NULL with an exception pending otherwise. */
+static napi_value only_arg(napi_env env, napi_callback_info info, const char* fn) {
   size_t argc = 1;
-  napi_value argv[1];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (!slots) {
-    napi_throw_error(env, NULL, "lstatInto: call statBuffer first");
+  napi_value arg = NULL;
+  if (napi_get_cb_info(env, info, &argc, &arg, NULL, NULL) != napi_ok || argc < 1) {
+    napi_throw_type_error(env, NULL, "missing argument");
     return NULL;
   }
+  if (!slots) {
+    napi_throw_error(env, NULL, fn);
+    return NULL;
+  }
+  return arg;
+}
+
+/* lstatInto(path: string | Buffer) -> 0 | -errno */
+static napi_value LstatInto(napi_env env, napi_callback_info info) {
+  napi_value arg = only_arg(env, info, "lstatInto: call statBuffer first");
+  if (!arg) return NULL;
   char path[PATH_MAX];
   bool isBuffer;
-  NAPI_CALL(env, napi_is_buffer(env, argv[0], &isBuffer));
+  NAPI_CALL(env, napi_is_buffer(env, arg, &isBuffer));
   if (isBuffer) {
     uint8_t* bytes;
     size_t len;
-    if (!tsnfs_arg_bytes(env, argv[0], "path", &bytes, &len)) return NULL;
+    if (!tsnfs_arg_bytes(env, arg, "path", &bytes, &len)) return NULL;
     if (len >= sizeof path) return tsnfs_int(env, -ENAMETOOLONG);
     if (memchr(bytes, 0, len)) return tsnfs_int(env, -EINVAL);
     memcpy(path, bytes, len);
     path[len] = 0;
   } else {
     napi_valuetype t;
-    NAPI_CALL(env, napi_typeof(env, argv[0], &t));
+    NAPI_CALL(env, napi_typeof(env, arg, &t));
     if (t != napi_string) {
       napi_throw_type_error(env, NULL, "path must be a string or a Buffer");
       return NULL;
     }
     size_t need = 0, len = 0;
-    NAPI_CALL(env, napi_get_value_string_utf8(env, argv[0], NULL, 0, &need));
+    NAPI_CALL(env, napi_get_value_string_utf8(env, arg, NULL, 0, &need));
     if (need >= sizeof path) return tsnfs_int(env, -ENAMETOOLONG);
-    NAPI_CALL(env, napi_get_value_string_utf8(env, argv[0], path, sizeof path, &len));
+    NAPI_CALL(env, napi_get_value_string_utf8(env, arg, path, sizeof path, &len));
     if (strlen(path) != len) return tsnfs_int(env, -EINVAL);
   }
   return tsnfs_int(env, do_statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW));
@@ -113,15 +124,10 @@ static napi_value LstatInto(napi_env env, napi_callback_info info) {
 
 /* fstatInto(fd) -> 0 | -errno */
 static napi_value FstatInto(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (!slots) {
-    napi_throw_error(env, NULL, "fstatInto: call statBuffer first");
-    return NULL;
-  }
+  napi_value arg = only_arg(env, info, "fstatInto: call statBuffer first");
+  if (!arg) return NULL;
   int32_t fd;
-  if (!tsnfs_arg_int32(env, argv[0], "fd", 0, INT32_MAX, &fd)) return NULL;
+  if (!tsnfs_arg_int32(env, arg, "fd", 0, INT32_MAX, &fd)) return NULL;
   return tsnfs_int(env, do_statx(fd, "", AT_EMPTY_PATH));
 }
 

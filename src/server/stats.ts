@@ -3,7 +3,7 @@
 // Prometheus metrics for `--metrics HOST:PORT`.
 //
 // Recording runs once per call, so it only bumps plain numbers of the
-// procedure's entry (found by number and name, no key string): prom-client's
+// procedure's entry (found by its name, no key string built): prom-client's
 // labelled inc() and observe() hash their labels every time, together more
 // than half a microsecond. The Prometheus metrics are filled from the
 // entries when scraped.
