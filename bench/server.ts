@@ -1,7 +1,12 @@
 // npm run bench:server — tsnfs against nfs-ganesha on loopback, in one run.
 //
-// Both servers export a directory of their own in one temp dir (same disk,
-// same file system), holding the same files with the same contents. Each
+// Both servers export a directory of their own on one file system, holding
+// the same files with the same contents. That file system is a fresh ext4
+// (with its journal, as mkfs.ext4 makes it) on a loop device in the temp
+// dir: the temp dir's own file system here is ext4 without a journal, where
+// a create's cost swings 10x with the churn before it (see metadata below),
+// which decided the metadata ratio more than either server did
+// (BENCH_FS=tmp measures there anyway). Each
 // server runs in its own process (tsnfs as `tsnfs serve`, logs at warn;
 // ganesha through the peer harness with a realistic Attr_Expiration_Time).
 // The load generator is a raw NFSv3 client on RpcClient in this process:
@@ -40,6 +45,9 @@
 //   BENCH_GANESHA_ATTR     ganesha's Attr_Expiration_Time (default 60)
 //   BENCH_TSNFS_NODE_ARGS  extra node flags for the tsnfs process, e.g.
 //                          "--cpu-prof --cpu-prof-dir=DIR" (written at its exit)
+//   BENCH_FS               ext4 (default: a fresh ext4 on a loop device; the
+//                          temp dir's file system when that cannot be made)
+//                          or tmp (the temp dir's file system)
 //   BENCH_TSNFS_MAIN       another build's dist/src/cli/main.js to measure
 //                          (e.g. an older commit, for before/after figures)
 //
@@ -47,7 +55,8 @@
 // says why and exits.
 
 import { randomBytes, randomInt } from 'node:crypto';
-import { closeSync, constants as FS, openSync, unlinkSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, constants as FS, mkdirSync, openSync, truncateSync, unlinkSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, open, readFile, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,7 +65,7 @@ import { RpcClient, type AuthSys } from '../src/rpc/index.js';
 import { NFS_V3_TABLE, type nfs_fh3 } from '../src/proto/nfs3.gen.js';
 import { mountCall, nfsCall, sattr, statusName } from '../test/helpers/nfs.js';
 import { missingGanesha, startGanesha, type Ganesha } from '../test/peers/ganesha.js';
-import { removeOnExit } from '../test/peers/proc.js';
+import { removeOnExit, undoOnExit } from '../test/peers/proc.js';
 import { startTsnfsServe } from './common.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
@@ -67,6 +76,9 @@ const GANESHA_ATTR = Number(process.env.BENCH_GANESHA_ATTR ?? 60);
 const WORKLOADS = (process.env.BENCH_WORKLOADS ?? 'randread,seqread,seqwrite,metadata').split(',').map((s) => s.trim()).filter(Boolean);
 const TSNFS_NODE_ARGS = (process.env.BENCH_TSNFS_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 const TSNFS_MAIN = process.env.BENCH_TSNFS_MAIN;
+const FS_KIND = process.env.BENCH_FS ?? 'ext4';
+/** Room for both exports' files (four of FILE_MIB) and the metadata churn; the image is sparse. */
+const FS_IMAGE_MIB = 4 * Number(process.env.BENCH_FILE_MIB ?? 256) + 1024;
 
 const KIB = 1024;
 const MIB = 1024 * 1024;
@@ -325,6 +337,32 @@ function fmt(v: number): string {
   return v >= 100 ? v.toFixed(0) : v.toFixed(1);
 }
 
+/**
+ * A fresh ext4 on a loop device, mounted in `work` and unmounted when this
+ * process exits; the temp dir itself where that fails (no root, no loop
+ * devices, no mkfs.ext4), saying why.
+ */
+function mountScratchExt4(work: string): { dir: string; what: string; unmount?: () => void } {
+  const image = join(work, 'fs.img');
+  const dir = join(work, 'fs');
+  const run = (cmd: string, args: string[]): string | undefined => {
+    const r = spawnSync(cmd, args, { encoding: 'utf8' });
+    return r.status === 0 ? undefined : `${cmd}: ${(r.error?.message ?? r.stderr).trim()}`;
+  };
+  closeSync(openSync(image, 'w'));
+  truncateSync(image, FS_IMAGE_MIB * MIB);
+  mkdirSync(dir);
+  const failed = run('mkfs.ext4', ['-q', '-F', image]) ?? run('mount', ['-o', 'loop', image, dir]);
+  if (failed) {
+    console.error(`bench:server: no scratch ext4 (${failed}); measuring on the temp dir's file system`);
+    return { dir: work, what: 'the temp dir\'s file system (no scratch ext4)' };
+  }
+  // Lazily: the servers may still hold it while they die.
+  const unmount = (): void => void spawnSync('umount', ['-l', dir]);
+  undoOnExit(unmount);
+  return { dir, what: `a fresh ext4 (journal on) on a loop device, ${FS_IMAGE_MIB} MiB`, unmount };
+}
+
 async function main(): Promise<void> {
   const reason = missingGanesha();
   if (reason) {
@@ -335,15 +373,16 @@ async function main(): Promise<void> {
   for (const w of WORKLOADS) if (!WORKLOAD_DEFS[w]) throw new Error(`unknown workload ${w} (known: ${Object.keys(WORKLOAD_DEFS).join(', ')})`);
 
   const work = await mkdtemp(join(tmpdir(), 'tsnfs-bench-'));
+  const scratch: { dir: string; what: string; unmount?: () => void } = FS_KIND === 'ext4' ? mountScratchExt4(work) : { dir: work, what: 'the temp dir\'s file system' };
   removeOnExit(work);
   const servers: Server[] = [];
   let ganesha: Ganesha | undefined;
   try {
-    const tDir = join(work, 'tsnfs');
-    const gDir = join(work, 'ganesha');
+    const tDir = join(scratch.dir, 'tsnfs');
+    const gDir = join(scratch.dir, 'ganesha');
     const tFiles = await makeExport(tDir, undefined);
     const gFiles = await makeExport(gDir, tFiles[0]);
-    const probeDir = join(work, 'probe');
+    const probeDir = join(scratch.dir, 'probe');
     await mkdir(probeDir);
     const createCosts: number[] = [];
     for (const f of [...tFiles, ...gFiles]) await warmCache(f);
@@ -366,6 +405,7 @@ async function main(): Promise<void> {
 
     console.log(`tsnfs vs nfs-ganesha over loopback (node ${process.version}); ${SECONDS} s per point, ${ROUNDS} rounds in alternating order, ${WARMUP_SECONDS} s warm-up`);
     console.log(`read file ${FILE_MIB} MiB (page cache warm), ganesha Attr_Expiration_Time=${GANESHA_ATTR}, one connection per server`);
+    console.log(`exports on ${scratch.what}`);
     if (TSNFS_MAIN) console.log(`tsnfs: ${TSNFS_MAIN}`);
     console.log('ratio: tsnfs/ganesha for rates; ganesha/tsnfs for latencies (above 1 = tsnfs better).');
     console.log('CPU, in cores: the server process, and the client (this process) while it loaded that server.');
@@ -421,6 +461,7 @@ async function main(): Promise<void> {
     for (const s of servers) s.client.close();
     for (const s of servers) await s.stop().catch((err: unknown) => console.error(`stopping ${s.name}: ${(err as Error).message}`));
     await ganesha?.stop();
+    scratch.unmount?.();
     await rm(work, { recursive: true, force: true });
   }
 }

@@ -15,6 +15,9 @@ import { missingGanesha, startGanesha, type Ganesha } from './ganesha.js';
 import { libnfsUrl, nfsCat, nfsCp, nfsLs, parseLs, type LibnfsTarget } from './libnfs.js';
 import { analyzeCapture, assertEveryCallAnswered, callsOf, missingCapture, portFilter, startCapture, type Capture } from './tshark.js';
 import { describeRun, removeOnExit } from './proc.js';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
 describe('peer tools', () => {
   test('missing() names the absent tool and its package', () => {
@@ -196,4 +199,29 @@ describe('nfs-ganesha, libnfs-utils and tshark together', { skip }, () => {
     const excused = assertEveryCallAnswered(a, summary);
     if (excused.length > 0) t.diagnostic(`messages not reassembled after a retransmission: ${JSON.stringify(excused)}`);
   }));
+});
+
+test('undoOnExit runs before the temp paths go, at exit and when killed by a signal', () => {
+  const proc = fileURLToPath(new URL('./proc.js', import.meta.url));
+  for (const ending of ['process.exit(0)', "process.kill(process.pid, 'SIGTERM')"]) {
+    const top = mkdtempSync(join(tmpdir(), 'tsnfs-undo-'));
+    try {
+      const temp = join(top, 'temp');
+      const marker = join(top, 'marker');
+      const script = `
+        import fs from 'node:fs';
+        import { removeOnExit, undoOnExit } from ${JSON.stringify(proc)};
+        fs.mkdirSync(${JSON.stringify(temp)});
+        removeOnExit(${JSON.stringify(temp)});
+        undoOnExit(() => fs.writeFileSync(${JSON.stringify(marker)}, String(fs.existsSync(${JSON.stringify(temp)}))));
+        ${ending};
+        setTimeout(() => {}, 10_000);`;
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(r.error, undefined, ending);
+      assert.equal(readFileSync(marker, 'utf8'), 'true', `${ending}: the temp dir was still there when the undo ran`);
+      assert.equal(existsSync(temp), false, `${ending}: and was removed after it`);
+    } finally {
+      rmSync(top, { recursive: true, force: true });
+    }
+  }
 });

@@ -17,6 +17,7 @@ import { which } from './tools.js';
 
 const live = new Set<ChildProcess>();
 const tempPaths = new Set<string>();
+const undoers: (() => void)[] = [];
 const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 let exitHooked = false;
 let signalsHooked = false;
@@ -27,6 +28,14 @@ function killAll(): void {
       child.kill('SIGKILL');
     } catch {
       // already gone
+    }
+  }
+  // Undone before the temp paths go: a mount inside one, say.
+  for (const undo of undoers.splice(0)) {
+    try {
+      undo();
+    } catch {
+      // best effort, as the removals below
     }
   }
   for (const p of tempPaths) rmSync(p, { recursive: true, force: true });
@@ -47,6 +56,16 @@ function hookExit(): void {
 export function removeOnExit(path: string): void {
   hookExit();
   tempPaths.add(path);
+}
+
+/**
+ * Runs `undo` (synchronous) when the process exits or is killed by a
+ * signal, before the temp paths are removed.
+ */
+export function undoOnExit(undo: () => void): void {
+  hookExit();
+  hookSignals();
+  undoers.push(undo);
 }
 
 export function forgetTempPath(path: string): void {
