@@ -65,8 +65,7 @@ test(`creating opens run inline while cheap; costly ones go to the threadpool, w
     // Each reading of the clock moves it by createStep ms: an inline create
     // reads it before and after, so it seems to take that long.
     let createStep = 0;
-    let t = 1000;
-    const io = new InlineFs(true, () => (t += createStep));
+    const io = new InlineFs(true, steppingClock(() => createStep));
     const fds: number[] = [];
     let n = 0;
     const create = async (): Promise<boolean> => {
@@ -99,8 +98,7 @@ test('slow creates send creates to the threadpool, not the other calls', async (
   const dir = await tmp();
   try {
     let step = 0;
-    let t = 1000;
-    const io = new InlineFs(true, () => (t += step));
+    const io = new InlineFs(true, steppingClock(() => step));
     const fds: number[] = [];
     // Creating probes far slower than SLOW_MS (an inode search on a busy file system)...
     step = SLOW_MS * 3;
