@@ -126,6 +126,8 @@ export interface ClientStats {
   mountOps: Record<string, number>;
   /** Calls sent again after a reconnect. */
   retransmits: number;
+  /** Socket writes that carried calls (calls made together share writes). */
+  sends: number;
   /** Calls sent again because the server answered NFS3ERR_JUKEBOX. */
   jukeboxRetries: number;
   reads: number;
@@ -1338,6 +1340,7 @@ export class NfsClient implements FileHost, WritebackHost {
       nfsOps: { ...this.nfs.counts },
       mountOps: { ...this.mount.counts },
       retransmits: this.parts.nfsRpc.retransmits + this.parts.mountRpc.retransmits,
+      sends: this.parts.nfsRpc.sends + this.parts.mountRpc.sends,
       jukeboxRetries: this.nfs.laterRetries,
       reads: this.io.reads,
       bytesRead: this.io.bytesRead,

@@ -619,6 +619,9 @@ export function apiSuite(name: string, target: () => Target): void {
       assert.ok(back.bytesWritten >= 1 && back.bytesRead >= 1);
       assert.equal(back.mountOps.MNT, 1);
       assert.equal(typeof back.retransmits, 'number');
+      // Every call went out in some write, and no write went out empty.
+      const calls = Object.values(back.nfsOps).reduce((a, b) => a + b, 0) + Object.values(back.mountOps).reduce((a, b) => a + b, 0);
+      assert.ok(back.sends >= 1 && back.sends <= calls, `${back.sends} writes for ${calls} calls`);
     });
   });
 }

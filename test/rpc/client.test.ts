@@ -62,6 +62,30 @@ test('many calls in flight on one connection, each gets its own result', async (
   await server.close();
 });
 
+test('calls made in one tick go out in groups of sendGroup, each as soon as it is complete', async () => {
+  const { server, port } = await startServer();
+  const grouped = new RpcClient({ host: '127.0.0.1', port, prog: PROG, vers: 1, sendGroup: 4 });
+  const whole = new RpcClient({ host: '127.0.0.1', port, prog: PROG, vers: 1, sendGroup: Infinity });
+  await Promise.all([grouped.connect(), whole.connect()]);
+  const datas = Array.from({ length: 10 }, (_, i) => Buffer.from(`call-${i}`));
+  const run = (c: RpcClient, sentAfterFour: number) => {
+    const calls = datas.map((d, i) => {
+      const p = c.call(1, echo(d), (r) => Buffer.from(r.opaque(1 << 20)));
+      // The first group left before this tick ended; a whole-tick client has sent nothing yet.
+      if (i === 3) assert.equal(c.sends, sentAfterFour);
+      return p;
+    });
+    return Promise.all(calls);
+  };
+  assert.deepEqual(await run(grouped, 1), datas);
+  assert.equal(grouped.sends, 3, '4 + 4 + the last 2 at the end of the tick');
+  assert.deepEqual(await run(whole, 0), datas);
+  assert.equal(whole.sends, 1);
+  grouped.close();
+  whole.close();
+  await server.close();
+});
+
 test('each RPC failure has its own error class', async () => {
   const { server, port } = await startServer();
   const client = new RpcClient({ host: '127.0.0.1', port, prog: PROG, vers: 1 });
