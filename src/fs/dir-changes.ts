@@ -6,8 +6,10 @@
 // microseconds (it steps over the inodes freed in the last seconds or
 // minutes, one by one), so an inline unlink on the event loop behind a
 // create on a threadpool thread in the same directory stalled every
-// connection for that long. A call that would take the lock goes inline only
-// while no change to that directory is in flight from this process.
+// connection for that long. A call that would take the lock goes inline
+// while no change to that directory is in flight from this process, or
+// while creates (the measure of what a change costs there) are short
+// (inline-fs.ts, CHANGE_WAIT_MS).
 
 export class DirChanges {
   private readonly running = new Map<bigint, number>();

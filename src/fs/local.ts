@@ -470,7 +470,7 @@ export class LocalBackend implements Backend {
       const { d, da, st, target } = await this.prepareVictim(cred, dir, name);
       if (st.isDirectory()) throw fsError('EISDIR');
       this.closeBeforeLastUnlink(st);
-      await this.changes.track(d.st.ino, this.io.unlink(target, !this.changes.busy(d.st.ino)));
+      await this.changes.track(d.st.ino, this.io.unlink(target, this.changes.busy(d.st.ino)));
       this.forget(st);
       return { dirWcc: await this.dirChanged(d, da) };
     });

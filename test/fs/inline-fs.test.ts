@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import { constants as C } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BACKOFF_MS, CREATE_INLINE_MS, CREATE_PROBE_EVERY, INLINE_READ_MAX, InlineFs, SLOW_CALLS, SLOW_MS, WINDOW_MS } from '../../src/fs/inline-fs.js';
+import { BACKOFF_MS, CHANGE_WAIT_MS, CREATE_INLINE_MS, CREATE_PROBE_EVERY, INLINE_READ_MAX, InlineFs, SLOW_CALLS, SLOW_MS, WINDOW_MS } from '../../src/fs/inline-fs.js';
 
 async function tmp(): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), 'tsnfs-inline-'));
@@ -116,19 +116,30 @@ test('slow creates send creates to the threadpool, not the other calls', async (
   }
 });
 
-test('an unlink that would wait for a lock goes to the threadpool', async () => {
+test('an unlink behind a change to its directory waits inline while creates are short, on the threadpool while they are not', async () => {
   const dir = await tmp();
   try {
-    const io = new InlineFs(true);
-    await fs.writeFile(path.join(dir, 'a'), '');
-    await fs.writeFile(path.join(dir, 'b'), '');
+    let step = 0;
+    const io = new InlineFs(true, steppingClock(() => step));
+    for (const n of ['a', 'b', 'c']) await fs.writeFile(path.join(dir, n), '');
+    // Creates measured short: an unlink behind a change runs inline.
+    step = CHANGE_WAIT_MS / 4;
+    await io.close(await io.open(path.join(dir, 'short'), C.O_CREAT | C.O_EXCL | C.O_RDWR, 0o600));
+    step = 0;
     let before = io.counters.inline;
-    await io.unlink(path.join(dir, 'a'), false);
-    assert.equal(io.counters.inline, before);
-    before = io.counters.inline;
-    await io.unlink(path.join(dir, 'b'));
+    await io.unlink(path.join(dir, 'a'), true);
     assert.equal(io.counters.inline, before + 1);
-    assert.deepEqual(await fs.readdir(dir), []);
+    // Creates measured long (an inode search on ext4 without a journal): to the threadpool.
+    step = CHANGE_WAIT_MS * 8;
+    await io.close(await io.open(path.join(dir, 'long'), C.O_CREAT | C.O_EXCL | C.O_RDWR, 0o600));
+    step = 0;
+    before = io.counters.inline;
+    await io.unlink(path.join(dir, 'b'), true);
+    assert.equal(io.counters.inline, before);
+    // With no change in flight it is inline whatever creates cost.
+    await io.unlink(path.join(dir, 'c'));
+    assert.equal(io.counters.inline, before + 1);
+    assert.deepEqual((await fs.readdir(dir)).sort(), ['long', 'short']);
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
