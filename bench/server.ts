@@ -50,6 +50,9 @@
 //                          or tmp (the temp dir's file system)
 //   BENCH_TSNFS_MAIN       another build's dist/src/cli/main.js to measure
 //                          (e.g. an older commit, for before/after figures)
+//   BENCH_SEND_GROUP       the load's RpcClient sendGroup (default 4, the
+//                          client's default; Infinity: a tick's calls in one
+//                          write), to check that neither server gains from it
 //
 // Needs root and nfs-ganesha (see test/peers/ganesha.ts); without them it
 // says why and exits.
@@ -77,6 +80,7 @@ const WORKLOADS = (process.env.BENCH_WORKLOADS ?? 'randread,seqread,seqwrite,met
 const TSNFS_NODE_ARGS = (process.env.BENCH_TSNFS_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 const TSNFS_MAIN = process.env.BENCH_TSNFS_MAIN;
 const FS_KIND = process.env.BENCH_FS ?? 'ext4';
+const SEND_GROUP = process.env.BENCH_SEND_GROUP ? Number(process.env.BENCH_SEND_GROUP) : undefined;
 /** Room for both exports' files (four of FILE_MIB) and the metadata churn; the image is sparse. */
 const FS_IMAGE_MIB = 4 * Number(process.env.BENCH_FILE_MIB ?? 256) + 1024;
 
@@ -112,7 +116,7 @@ async function connect(name: Server['name'], port: number, mountPort: number, ex
   mnt.close();
   if (m.fhs_status !== 0) throw new Error(`${name}: MNT ${exportPath} failed (${m.fhs_status})`);
   const root = { data: Buffer.from(m.mountinfo.fhandle) };
-  const client = new RpcClient({ host: '127.0.0.1', port, prog: NFS_V3_TABLE.prog, vers: NFS_V3_TABLE.vers, cred: CRED, timeoutMs: 60_000 });
+  const client = new RpcClient({ host: '127.0.0.1', port, prog: NFS_V3_TABLE.prog, vers: NFS_V3_TABLE.vers, cred: CRED, timeoutMs: 60_000, sendGroup: SEND_GROUP });
   await client.connect();
   const file = await lookup(client, root, 'data.bin');
   const wfile = await lookup(client, root, 'write.bin');
