@@ -128,6 +128,22 @@ test('local: objects moved directly on disk are found again', () =>
     assert.equal((await b.getattr(x)).type, FileType.DIR);
   }));
 
+test('local: a changed directory\'s attributes after the change are its own, also after it moved on disk', () =>
+  withLocal(async (tmp, b) => {
+    const root = await b.root();
+    const d = await mkdir(b, root, 'd');
+    const made = await b.create(ROOT, d, 'a', { mode: 'guarded', attrs: { mode: 0o644 } });
+    assert.deepEqual(made.dirWcc.after, await b.getattr(d));
+    // Moved behind the backend's back: changes through its handle still report it.
+    await fs.rename(path.join(tmp.root, 'd'), path.join(tmp.root, 'd2'));
+    const again = await b.create(ROOT, d, 'b', { mode: 'guarded', attrs: { mode: 0o644 } });
+    assert.deepEqual(again.dirWcc.after, await b.getattr(d));
+    assert.deepEqual((await fs.readdir(path.join(tmp.root, 'd2'))).sort(), ['a', 'b']);
+    const removed = await b.remove(ROOT, d, 'a');
+    assert.deepEqual(removed.dirWcc.after, await b.getattr(d));
+    assert.equal(BigInt(removed.dirWcc.after!.mtime.nsec), (await fs.lstat(path.join(tmp.root, 'd2'), { bigint: true })).mtimeNs % 1_000_000_000n);
+  }));
+
 test('local: ESTALE after delete and after inode reuse', () =>
   withLocal(async (tmp, b) => {
     const root = await b.root();
